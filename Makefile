@@ -1,0 +1,63 @@
+# tuner: `make run` starts everything on this machine, `make test` runs the tests.
+# Both install what is missing into .venv first.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PROTOS := $(wildcard protos/tuner/v1/*.proto)
+FASHION_MNIST := /usr/share/datasets/fashion-mnist
+
+.DEFAULT_GOAL := help
+.PHONY: help install run test test-slow check lint types generate check-generated bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[trainer,embedded,dev]'
+	touch $(STAMP)
+
+install: $(STAMP) ## install everything into .venv (and Fashion-MNIST where apt can)
+	@test -d $(FASHION_MNIST) || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
+		(apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist) >/dev/null; } || \
+		echo "note: Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)"
+
+run: install ## start the whole stack on this machine and open the dashboard
+	$(BIN)/tuner up $(ARGS)
+
+test: install check-generated ## run the tests (not the slow ones)
+	$(BIN)/pytest -m "not slow" $(PYTEST_ARGS)
+
+test-slow: install ## run the slow fault tests
+	$(BIN)/pytest -m slow $(PYTEST_ARGS)
+
+check: lint types check-generated test ## lint, types, generated code, tests
+
+lint: install ## ruff lint and format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+types: install ## mypy, strict
+	$(BIN)/mypy tuner scheduler trainer store tui
+
+generate: install ## regenerate tuner/v1 from protos/
+	rm -f tuner/v1/*_pb2*.py tuner/v1/*_pb2*.pyi
+	$(BIN)/python -m grpc_tools.protoc -Iprotos --python_out=. --pyi_out=. $(PROTOS)
+	$(BIN)/python -m grpc_tools.protoc -Iprotos --grpc_python_out=. protos/tuner/v1/tuner_service.proto
+
+check-generated: install ## fail if tuner/v1 differs from what protos/ generates
+	@tmp=$$(mktemp -d) && \
+	$(BIN)/python -m grpc_tools.protoc -Iprotos --python_out=$$tmp --pyi_out=$$tmp $(PROTOS) && \
+	$(BIN)/python -m grpc_tools.protoc -Iprotos --grpc_python_out=$$tmp protos/tuner/v1/tuner_service.proto && \
+	for f in $$tmp/tuner/v1/*; do cmp -s $$f tuner/v1/$$(basename $$f) || \
+		{ echo "tuner/v1/$$(basename $$f) is stale: run make generate"; rm -rf $$tmp; exit 1; }; done; \
+	rm -rf $$tmp
+
+bench: install ## run the benchmarks, append to benchmarks/RESULTS.md
+	$(BIN)/python -m benchmarks
+
+clean: ## remove the virtual environment and caches
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache build *.egg-info

@@ -1,0 +1,1 @@
+"""The scheduler: the gRPC API, the only writer of job state."""

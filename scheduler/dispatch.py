@@ -1,0 +1,66 @@
+"""Publishing to NATS: work to the job queue, state changes to the event stream, cancellations."""
+
+from __future__ import annotations
+
+import logging
+
+from nats.aio.client import Client
+from nats.js import JetStreamContext
+from nats.js.errors import APIError
+
+from store.documents import Document, job_from, now
+from store.jobs import JobStore
+from tuner import streams
+from tuner.v1 import event_pb2
+
+log = logging.getLogger(__name__)
+
+
+class Dispatcher:
+    def __init__(self, nc: Client, js: JetStreamContext, store: JobStore) -> None:
+        self._nc = nc
+        self._js = js
+        self._store = store
+
+    async def dispatch(self, doc: Document) -> None:
+        """Queue the job's current run for a trainer; the message id makes a retry harmless."""
+        job = job_from(doc)
+        request = event_pb2.TrainRequest(
+            job_id=job.id, run=job.run, hyperparameters=job.hyperparameters
+        )
+        ack = await self._js.publish(
+            streams.JOBS_SUBJECT,
+            request.SerializeToString(),
+            stream=streams.JOBS_STREAM,
+            headers={"Nats-Msg-Id": f"{job.id}.{job.run}"},
+        )
+        await self._store.set_dispatched(job.id, job.run, ack.seq)
+        log.info("job %s run %d queued at sequence %d", job.id, job.run, ack.seq)
+
+    async def announce(self, doc: Document) -> None:
+        """Publish the state the job was just recorded in; a repeat of the same one is dropped."""
+        job = job_from(doc)
+        event = event_pb2.JobEvent(
+            job_id=job.id,
+            run=job.run,
+            attempt=job.attempts,
+            state_changed=event_pb2.StateChange(job=job),
+        )
+        event.time.FromDatetime(now())
+        state = doc["state"]
+        await self._js.publish(
+            streams.events_subject(job.id, job.run),
+            event.SerializeToString(),
+            stream=streams.EVENTS_STREAM,
+            headers={"Nats-Msg-Id": f"{job.id}.{job.run}.{job.attempts}.{state}"},
+        )
+
+    async def withdraw(self, doc: Document) -> None:
+        """Take a cancelled job off the queue and tell a trainer that may hold it to stop."""
+        if doc.get("dispatch_sequence"):
+            try:
+                await self._js.delete_msg(streams.JOBS_STREAM, doc["dispatch_sequence"])
+            except APIError:
+                pass  # already taken by a trainer, which the notice below stops
+        notice = event_pb2.JobCancellation(job_id=doc["_id"], run=doc["run"])
+        await self._nc.publish(streams.cancel_subject(doc["_id"]), notice.SerializeToString())

@@ -1,0 +1,71 @@
+"""Wiring: MongoDB, NATS, the gRPC server, and one shutdown sequence."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from scheduler.config import Config
+from scheduler.dispatch import Dispatcher
+from scheduler.reconciler import reconcile
+from scheduler.recorder import Recorder
+from scheduler.service import TunerService
+from store.jobs import JobStore
+from tuner import streams
+from tuner.v1 import tuner_service_pb2, tuner_service_pb2_grpc
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = tuner_service_pb2.DESCRIPTOR.services_by_name["TunerService"].full_name
+MAX_MESSAGE_BYTES = 1024 * 1024
+
+
+async def main(config: Config) -> None:
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stopping.set)
+
+    store = JobStore.connect(config.mongo_uri, config.database)
+    await store.ensure_indexes()
+    nc = await streams.connect(config.nats_url, name="tuner-scheduler")
+    js = nc.jetstream()
+    await streams.ensure_streams(js, config.queue)
+    dispatcher = Dispatcher(nc, js, store)
+
+    server = grpc.aio.server(
+        options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES)],
+    )
+    tuner_service_pb2_grpc.add_TunerServiceServicer_to_server(
+        TunerService(store, dispatcher, js), server
+    )
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        [SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME], server
+    )
+    port = server.add_insecure_port(config.listen)
+    if port == 0:
+        raise SystemExit(f"cannot listen on {config.listen}")
+    await server.start()
+    tasks = [
+        asyncio.create_task(Recorder(js, store, dispatcher).run(stopping)),
+        asyncio.create_task(reconcile(store, dispatcher, stopping)),
+    ]
+    for name in ("", SERVICE_NAME):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    log.info("scheduler serving on %s", config.listen)
+
+    await stopping.wait()
+    log.info("scheduler stopping")
+    await health_servicer.enter_graceful_shutdown()
+    await server.stop(config.grace_seconds)
+    await asyncio.gather(*tasks, return_exceptions=True)
+    await nc.drain()
+    await store.close()
+    log.info("scheduler stopped")

@@ -1,0 +1,300 @@
+"""The TunerService gRPC handlers."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import functools
+import logging
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import grpc
+from nats.errors import TimeoutError as NatsTimeout
+from nats.js import JetStreamContext
+from nats.js.api import ConsumerConfig, DeliverPolicy
+from pymongo.errors import PyMongoError
+
+from scheduler.dispatch import Dispatcher
+from store.documents import Document, job_from, new_job, now
+from store.jobs import JobStore
+from store.transitions import CANCELLED, TERMINAL, state_name, state_value
+from tuner import streams
+from tuner.client import USER_METADATA_KEY
+from tuner.hyperparameters import FieldError, canonical_key, job_id, normalized
+from tuner.v1 import event_pb2, job_pb2, tuner_service_pb2, tuner_service_pb2_grpc
+
+log = logging.getLogger(__name__)
+
+JOB_ID = re.compile(r"[0-9a-f]{32}")
+USER = re.compile(r"[\w.@+-]{1,128}")
+MAX_PAGE_SIZE = 100
+DEFAULT_PAGE_SIZE = 20
+MAX_LEADERBOARD = 50
+DEFAULT_LEADERBOARD = 10
+
+Response = TypeVar("Response")
+Handler = Callable[[Any, Any, grpc.aio.ServicerContext], Awaitable[Response]]
+
+
+def database_errors(handler: Handler[Response]) -> Handler[Response]:
+    """A database outage answers UNAVAILABLE instead of an internal error."""
+
+    @functools.wraps(handler)
+    async def wrapped(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Response:
+        try:
+            return await handler(self, request, context)
+        except PyMongoError as error:
+            log.warning("%s: database unavailable: %s", handler.__name__, error)
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "database unavailable, try again")
+            raise  # abort raises; this line is for the type checker
+
+    return wrapped
+
+
+async def caller(context: grpc.aio.ServicerContext) -> str:
+    for key, value in context.invocation_metadata() or ():
+        if key == USER_METADATA_KEY:
+            if not USER.fullmatch(str(value)):
+                await context.abort(
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    f"{USER_METADATA_KEY}: must be 1-128 letters, digits or . @ + - _",
+                )
+            return str(value)
+    return "anonymous"
+
+
+async def valid_hyperparameters(
+    hp: job_pb2.Hyperparameters, context: grpc.aio.ServicerContext
+) -> job_pb2.Hyperparameters:
+    try:
+        return normalized(hp)
+    except FieldError as error:
+        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"hyperparameters.{error}")
+        raise
+
+
+async def valid_job_id(value: str, context: grpc.aio.ServicerContext) -> str:
+    if not JOB_ID.fullmatch(value):
+        await context.abort(
+            grpc.StatusCode.INVALID_ARGUMENT, "job_id: must be 32 lowercase hex digits"
+        )
+    return value
+
+
+def page_token(doc: Document) -> str:
+    millis = int(doc["create_time"].timestamp() * 1000)
+    return base64.urlsafe_b64encode(f"{millis}:{doc['_id']}".encode()).decode()
+
+
+def parse_page_token(token: str) -> tuple[datetime, str]:
+    """Raises ValueError for anything this server did not issue."""
+    try:
+        millis, job = base64.urlsafe_b64decode(token.encode()).decode().split(":")
+    except (binascii.Error, UnicodeError) as error:
+        raise ValueError(token) from error
+    if not JOB_ID.fullmatch(job):
+        raise ValueError(token)
+    return datetime.fromtimestamp(int(millis) / 1000, UTC), job
+
+
+class TunerService(tuner_service_pb2_grpc.TunerServiceServicer):
+    def __init__(self, store: JobStore, dispatcher: Dispatcher, js: JetStreamContext) -> None:
+        self._store = store
+        self._dispatcher = dispatcher
+        self._js = js
+
+    async def _get(self, job_id: str, context: grpc.aio.ServicerContext) -> Document:
+        doc = await self._store.get(await valid_job_id(job_id, context))
+        if doc is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"job {job_id} not found")
+            raise AssertionError("unreachable")
+        return doc
+
+    @database_errors
+    async def SubmitJob(
+        self, request: tuner_service_pb2.SubmitJobRequest, context: grpc.aio.ServicerContext
+    ) -> tuner_service_pb2.SubmitJobResponse:
+        user = await caller(context)
+        hp = await valid_hyperparameters(request.hyperparameters, context)
+        key = canonical_key(hp)
+        jid = job_id(key)
+        doc = new_job(jid, key, hp, user)
+        if not await self._store.insert(doc):
+            existing = await self._store.get(jid)
+            if existing is None or existing["key"] != key:
+                log.error("job id %s is taken by another configuration", jid)
+                await context.abort(grpc.StatusCode.INTERNAL, "job id collision")
+                raise AssertionError("unreachable")
+            if existing["state"] not in ("FAILED", "CANCELLED") or not await self._store.requeue(
+                jid, existing["run"], user
+            ):
+                log.info("job %s resubmitted by %s: already %s", jid, user, existing["state"])
+                job = job_from(await self._store.get(jid) or existing)
+                return tuner_service_pb2.SubmitJobResponse(job=job, deduplicated=True)
+            doc = await self._store.get(jid) or existing
+        log.info("job %s run %d submitted by %s: %s", jid, doc["run"], user, key)
+        try:
+            await self._dispatcher.announce(doc)
+            await self._dispatcher.dispatch(doc)
+        except Exception as error:  # the reconciler publishes it once NATS is back
+            log.warning("job %s stays queued until NATS answers: %s", jid, error)
+        return tuner_service_pb2.SubmitJobResponse(job=job_from(doc), deduplicated=False)
+
+    @database_errors
+    async def GetJob(
+        self, request: tuner_service_pb2.GetJobRequest, context: grpc.aio.ServicerContext
+    ) -> tuner_service_pb2.GetJobResponse:
+        return tuner_service_pb2.GetJobResponse(job=job_from(await self._get(request.job_id, context)))
+
+    @database_errors
+    async def FindJob(
+        self, request: tuner_service_pb2.FindJobRequest, context: grpc.aio.ServicerContext
+    ) -> tuner_service_pb2.FindJobResponse:
+        hp = await valid_hyperparameters(request.hyperparameters, context)
+        doc = await self._store.get(job_id(canonical_key(hp)))
+        if doc is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, "no job has these hyperparameters")
+            raise AssertionError("unreachable")
+        return tuner_service_pb2.FindJobResponse(job=job_from(doc))
+
+    @database_errors
+    async def ListJobs(
+        self, request: tuner_service_pb2.ListJobsRequest, context: grpc.aio.ServicerContext
+    ) -> tuner_service_pb2.ListJobsResponse:
+        user = await caller(context)
+        size = request.page_size or DEFAULT_PAGE_SIZE
+        if not 1 <= size <= MAX_PAGE_SIZE:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"page_size: must be between 1 and {MAX_PAGE_SIZE}, got {request.page_size}",
+            )
+        states = []
+        for state in request.states:
+            if state not in job_pb2.JobState.values() or state == job_pb2.JOB_STATE_UNSPECIFIED:
+                await context.abort(
+                    grpc.StatusCode.INVALID_ARGUMENT, f"states: unknown job state {state}"
+                )
+            states.append(state_name(state))
+        before = None
+        if request.page_token:
+            try:
+                before = parse_page_token(request.page_token)
+            except ValueError:
+                await context.abort(
+                    grpc.StatusCode.INVALID_ARGUMENT, "page_token: not a token this server issued"
+                )
+        docs = await self._store.list_owned(user, states, size + 1, before)
+        response = tuner_service_pb2.ListJobsResponse(jobs=[job_from(d) for d in docs[:size]])
+        if len(docs) > size:
+            response.next_page_token = page_token(docs[size - 1])
+        return response
+
+    @database_errors
+    async def GetLeaderboard(
+        self, request: tuner_service_pb2.GetLeaderboardRequest, context: grpc.aio.ServicerContext
+    ) -> tuner_service_pb2.GetLeaderboardResponse:
+        limit = request.limit or DEFAULT_LEADERBOARD
+        if not 1 <= limit <= MAX_LEADERBOARD:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"limit: must be between 1 and {MAX_LEADERBOARD}, got {request.limit}",
+            )
+        docs = await self._store.top(limit)
+        return tuner_service_pb2.GetLeaderboardResponse(jobs=[job_from(d) for d in docs])
+
+    @database_errors
+    async def CancelJob(
+        self, request: tuner_service_pb2.CancelJobRequest, context: grpc.aio.ServicerContext
+    ) -> tuner_service_pb2.CancelJobResponse:
+        user = await caller(context)
+        doc = await self._get(request.job_id, context)
+        if doc["owner"] != user:
+            await context.abort(
+                grpc.StatusCode.PERMISSION_DENIED, f"job {doc['_id']} belongs to another user"
+            )
+        # A trainer may start the job between the read and the write: try again then.
+        for _ in range(3):
+            if state_value(doc["state"]) in TERMINAL:
+                await context.abort(
+                    grpc.StatusCode.FAILED_PRECONDITION,
+                    f"job {doc['_id']} is already {doc['state']}",
+                )
+            changes = {"error": f"cancelled by {user}", "end_time": now()}
+            if await self._store.transition(doc["_id"], doc["run"], CANCELLED, changes):
+                break
+            doc = await self._get(request.job_id, context)
+        else:
+            await context.abort(grpc.StatusCode.ABORTED, "the job kept changing; try again")
+        doc = await self._get(request.job_id, context)
+        log.info("job %s run %d cancelled by %s", doc["_id"], doc["run"], user)
+        await self._dispatcher.withdraw(doc)
+        await self._dispatcher.announce(doc)
+        return tuner_service_pb2.CancelJobResponse(job=job_from(doc))
+
+    async def WatchJob(
+        self, request: tuner_service_pb2.WatchJobRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[tuner_service_pb2.WatchJobResponse]:
+        try:
+            doc = await self._get(request.job_id, context)
+        except PyMongoError:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "database unavailable, try again")
+            return
+        yield tuner_service_pb2.WatchJobResponse(job=job_from(doc))
+        ended = state_value(doc["state"]) in TERMINAL
+        subject = streams.events_subject(doc["_id"], doc["run"])
+        # After a final snapshot only what is already in the stream remains to be sent.
+        async for event in self._events(subject, request.after_sequence, idle=1.0 if ended else None):
+            yield tuner_service_pb2.WatchJobResponse(event=event)
+            if event.WhichOneof("kind") == "state_changed" and (
+                event.state_changed.job.state in TERMINAL
+            ):
+                return
+
+    async def WatchEvents(
+        self, request: tuner_service_pb2.WatchEventsRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[tuner_service_pb2.WatchEventsResponse]:
+        async for event in self._events(
+            streams.EVENTS_SUBJECTS, request.after_sequence, new_only=not request.after_sequence
+        ):
+            yield tuner_service_pb2.WatchEventsResponse(event=event)
+
+    async def _events(
+        self,
+        subject: str,
+        after_sequence: int,
+        idle: float | None = None,
+        new_only: bool = False,
+    ) -> AsyncIterator[event_pb2.JobEvent]:
+        """Events on `subject` after a stream sequence; stops after `idle` quiet seconds if set."""
+        if new_only:
+            config = ConsumerConfig(deliver_policy=DeliverPolicy.NEW)
+        elif after_sequence:
+            config = ConsumerConfig(
+                deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=after_sequence + 1
+            )
+        else:
+            config = ConsumerConfig(deliver_policy=DeliverPolicy.ALL)
+        sub = await self._js.subscribe(
+            subject, stream=streams.EVENTS_STREAM, ordered_consumer=True, config=config
+        )
+        try:
+            while True:
+                try:
+                    msg = await sub.next_msg(timeout=idle or 30)
+                except NatsTimeout:
+                    if idle is not None:
+                        return
+                    continue
+                try:
+                    event = event_pb2.JobEvent.FromString(msg.data)
+                except Exception:
+                    log.warning("skipped a malformed event on %s", msg.subject)
+                    continue
+                event.sequence = msg.metadata.sequence.stream
+                yield event
+        finally:
+            await asyncio.shield(sub.unsubscribe())

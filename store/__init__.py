@@ -1,0 +1,1 @@
+"""All MongoDB access: the job store, its documents and the state machine it enforces."""

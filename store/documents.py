@@ -1,0 +1,165 @@
+"""Job documents as stored in MongoDB, and their conversion to and from protobuf."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from google.protobuf.duration_pb2 import Duration
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from store.transitions import state_name, state_value
+from tuner.hyperparameters import DATASETS, MODELS, OPTIMIZERS, name_of
+from tuner.v1 import job_pb2
+
+Document = dict[str, Any]
+
+
+def now() -> datetime:
+    # MongoDB keeps milliseconds; rounding here makes a document read back equal to the one written.
+    t = datetime.now(UTC)
+    return t.replace(microsecond=t.microsecond // 1000 * 1000)
+
+
+def _seconds(d: Duration) -> float:
+    return d.ToNanoseconds() / 1e9
+
+
+def _duration(seconds: float) -> Duration:
+    out = Duration()
+    out.FromTimedelta(timedelta(seconds=seconds))
+    return out
+
+
+def _timestamp(value: datetime | None) -> Timestamp | None:
+    if value is None:
+        return None
+    out = Timestamp()
+    out.FromDatetime(value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC))
+    return out
+
+
+def hyperparameters_doc(hp: job_pb2.Hyperparameters) -> Document:
+    return {
+        "epochs": hp.epochs,
+        "learning_rate": hp.learning_rate,
+        "batch_size": hp.batch_size,
+        "dataset": name_of(DATASETS, hp.dataset),
+        "model": name_of(MODELS, hp.model),
+        "optimizer": name_of(OPTIMIZERS, hp.optimizer),
+        "seed": hp.seed,
+    }
+
+
+def hyperparameters_from(doc: Document) -> job_pb2.Hyperparameters:
+    return job_pb2.Hyperparameters(
+        epochs=doc["epochs"],
+        learning_rate=doc["learning_rate"],
+        batch_size=doc["batch_size"],
+        dataset=DATASETS[doc["dataset"]],  # type: ignore[arg-type]
+        model=MODELS[doc["model"]],  # type: ignore[arg-type]
+        optimizer=OPTIMIZERS[doc["optimizer"]],  # type: ignore[arg-type]
+        seed=doc["seed"],
+    )
+
+
+def progress_doc(p: job_pb2.Progress) -> Document:
+    return {
+        "epoch": p.epoch,
+        "total_epochs": p.total_epochs,
+        "step": p.step,
+        "total_steps": p.total_steps,
+        "loss": p.loss,
+    }
+
+
+def epoch_doc(m: job_pb2.EpochMetrics) -> Document:
+    return {
+        "epoch": m.epoch,
+        "train_loss": m.train_loss,
+        "test_loss": m.test_loss,
+        "test_accuracy": m.test_accuracy,
+        "training_seconds": _seconds(m.training_duration),
+        "evaluation_seconds": _seconds(m.evaluation_duration),
+    }
+
+
+def result_doc(r: job_pb2.Result) -> Document:
+    return {
+        "test_accuracy": r.test_accuracy,
+        "test_loss": r.test_loss,
+        "training_seconds": _seconds(r.training_duration),
+        "evaluation_seconds": _seconds(r.evaluation_duration),
+        "device": r.device,
+    }
+
+
+def new_job(job_id: str, key: str, hp: job_pb2.Hyperparameters, owner: str) -> Document:
+    t = now()
+    return {
+        "_id": job_id,
+        "key": key,
+        "hyperparameters": hyperparameters_doc(hp),
+        "state": "QUEUED",
+        "owner": owner,
+        "run": 1,
+        "attempts": 0,
+        "error": "",
+        "trainer": "",
+        "progress": None,
+        "history": [],
+        "result": None,
+        "dispatch_sequence": 0,
+        "create_time": t,
+        "start_time": None,
+        "end_time": None,
+        "update_time": t,
+    }
+
+
+def job_from(doc: Document) -> job_pb2.Job:
+    job = job_pb2.Job(
+        id=doc["_id"],
+        hyperparameters=hyperparameters_from(doc["hyperparameters"]),
+        state=state_value(doc["state"]),  # type: ignore[arg-type]
+        owner=doc["owner"],
+        attempts=doc["attempts"],
+        error=doc["error"],
+        run=doc["run"],
+        trainer=doc["trainer"],
+    )
+    if doc.get("progress"):
+        job.progress.CopyFrom(job_pb2.Progress(**doc["progress"]))
+    for m in doc.get("history", []):
+        job.history.append(
+            job_pb2.EpochMetrics(
+                epoch=m["epoch"],
+                train_loss=m["train_loss"],
+                test_loss=m["test_loss"],
+                test_accuracy=m["test_accuracy"],
+                training_duration=_duration(m["training_seconds"]),
+                evaluation_duration=_duration(m["evaluation_seconds"]),
+            )
+        )
+    if r := doc.get("result"):
+        job.result.CopyFrom(
+            job_pb2.Result(
+                test_accuracy=r["test_accuracy"],
+                test_loss=r["test_loss"],
+                training_duration=_duration(r["training_seconds"]),
+                evaluation_duration=_duration(r["evaluation_seconds"]),
+                device=r["device"],
+            )
+        )
+    for field in ("create_time", "start_time", "end_time", "update_time"):
+        if (ts := _timestamp(doc.get(field))) is not None:
+            getattr(job, field).CopyFrom(ts)
+    return job
+
+
+def state_of(doc: Document) -> int:
+    return state_value(doc["state"])
+
+
+def job_state_name(state: int) -> str:
+    return state_name(state)

@@ -1,0 +1,184 @@
+"""JobStore: every read and write of job state, each write a conditional update."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, WriteConcern
+from pymongo.errors import DuplicateKeyError
+
+from store.documents import Document, now
+from store.transitions import SOURCES, state_name
+
+log = logging.getLogger(__name__)
+
+LEADERBOARD_SIZE = 50
+LEADERBOARD_ORDER = [
+    ("result.test_accuracy", DESCENDING),
+    ("result.training_seconds", ASCENDING),
+    ("_id", ASCENDING),
+]
+
+
+class JobStore:
+    """Jobs live in `jobs`; the best SUCCEEDED ones are copied to a small `leaderboard`."""
+
+    def __init__(self, client: AsyncMongoClient[Document], database: str) -> None:
+        db = client.get_database(database, write_concern=WriteConcern(j=True))
+        self._client = client
+        self.jobs = db.jobs
+        self.leaderboard = db.leaderboard
+
+    @classmethod
+    def connect(cls, uri: str, database: str, timeout_ms: int = 5000) -> JobStore:
+        client: AsyncMongoClient[Document] = AsyncMongoClient(
+            uri, tz_aware=True, serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=timeout_ms
+        )
+        return cls(client, database)
+
+    async def close(self) -> None:
+        await self._client.close()
+
+    async def ping(self) -> None:
+        await self._client.admin.command("ping")
+
+    async def ensure_indexes(self) -> None:
+        await self.jobs.create_index([("owner", ASCENDING), ("create_time", DESCENDING)])
+        await self.jobs.create_index([("state", ASCENDING), ("dispatch_sequence", ASCENDING)])
+        await self.leaderboard.create_index(LEADERBOARD_ORDER)
+
+    async def insert(self, doc: Document) -> bool:
+        """False when a job with this id already exists."""
+        try:
+            await self.jobs.insert_one(doc)
+        except DuplicateKeyError:
+            return False
+        return True
+
+    async def get(self, job_id: str) -> Document | None:
+        return await self.jobs.find_one({"_id": job_id})
+
+    async def transition(
+        self,
+        job_id: str,
+        run: int,
+        target: int,
+        changes: dict[str, Any] | None = None,
+        *,
+        source: int | None = None,
+        attempt: int | None = None,
+    ) -> bool:
+        """Move a job to `target` if it is in a state allowed to reach it; True if it moved.
+
+        `source` narrows the allowed states to one; `attempt` refuses events of an
+        attempt older than the one recorded, so a superseded trainer cannot win.
+        """
+        sources = SOURCES[target] if source is None else SOURCES[target] & {source}
+        condition: dict[str, Any] = {
+            "_id": job_id,
+            "run": run,
+            "state": {"$in": [state_name(s) for s in sources]},
+        }
+        if attempt is not None:
+            condition["attempts"] = {"$lte": attempt}
+        update = {"state": state_name(target), "update_time": now(), **(changes or {})}
+        result = await self.jobs.update_one(condition, {"$set": update})
+        return result.modified_count == 1
+
+    async def requeue(self, job_id: str, run: int, owner: str) -> bool:
+        """Start a new run of a FAILED or CANCELLED job; True if this call did it."""
+        t = now()
+        result = await self.jobs.update_one(
+            {"_id": job_id, "run": run, "state": {"$in": ["FAILED", "CANCELLED"]}},
+            {
+                "$set": {
+                    "state": "QUEUED",
+                    "run": run + 1,
+                    "owner": owner,
+                    "attempts": 0,
+                    "error": "",
+                    "trainer": "",
+                    "progress": None,
+                    "history": [],
+                    "result": None,
+                    "dispatch_sequence": 0,
+                    "create_time": t,
+                    "start_time": None,
+                    "end_time": None,
+                    "update_time": t,
+                }
+            },
+        )
+        return result.modified_count == 1
+
+    async def set_dispatched(self, job_id: str, run: int, sequence: int) -> None:
+        await self.jobs.update_one(
+            {"_id": job_id, "run": run}, {"$set": {"dispatch_sequence": sequence}}
+        )
+
+    async def add_epoch(
+        self, job_id: str, run: int, attempt: int, metrics: Document, progress: Document
+    ) -> bool:
+        """Append one epoch's metrics once, for the current attempt of a running job."""
+        result = await self.jobs.update_one(
+            {
+                "_id": job_id,
+                "run": run,
+                "attempts": attempt,
+                "state": "RUNNING",
+                "history.epoch": {"$ne": metrics["epoch"]},
+            },
+            {"$push": {"history": metrics}, "$set": {"progress": progress, "update_time": now()}},
+        )
+        return result.modified_count == 1
+
+    async def clear_history(self, job_id: str, run: int, attempt: int) -> None:
+        """A redelivered job trains from scratch: forget the epochs of earlier attempts."""
+        await self.jobs.update_one(
+            {"_id": job_id, "run": run, "attempts": attempt},
+            {"$set": {"history": [], "progress": None}},
+        )
+
+    async def list_owned(
+        self,
+        owner: str,
+        states: Iterable[str],
+        limit: int,
+        before: tuple[datetime, str] | None,
+    ) -> list[Document]:
+        """The owner's jobs, newest first, starting after the (create_time, id) cursor."""
+        query: dict[str, Any] = {"owner": owner}
+        if states := list(states):
+            query["state"] = {"$in": states}
+        if before is not None:
+            t, job_id = before
+            query["$or"] = [
+                {"create_time": {"$lt": t}},
+                {"create_time": t, "_id": {"$gt": job_id}},
+            ]
+        cursor = self.jobs.find(query).sort([("create_time", DESCENDING), ("_id", ASCENDING)])
+        return await cursor.limit(limit).to_list()
+
+    async def undispatched(self, older_than: datetime) -> list[Document]:
+        """QUEUED jobs whose publish to the queue was never confirmed."""
+        cursor = self.jobs.find(
+            {"state": "QUEUED", "dispatch_sequence": 0, "update_time": {"$lt": older_than}}
+        )
+        return await cursor.limit(100).to_list()
+
+    async def rank(self, doc: Document) -> None:
+        """Put a SUCCEEDED job on the leaderboard and keep only the best LEADERBOARD_SIZE."""
+        await self.leaderboard.replace_one({"_id": doc["_id"]}, doc, upsert=True)
+        cursor = self.leaderboard.find({}, {"_id": 1}).sort(LEADERBOARD_ORDER).skip(LEADERBOARD_SIZE)
+        if losers := [d["_id"] for d in await cursor.to_list()]:
+            await self.leaderboard.delete_many({"_id": {"$in": losers}})
+
+    async def unrank(self, job_id: str) -> None:
+        await self.leaderboard.delete_one({"_id": job_id})
+
+    async def top(self, limit: int) -> list[Document]:
+        cursor = self.leaderboard.find({}).sort(LEADERBOARD_ORDER).limit(limit)
+        return await cursor.to_list()

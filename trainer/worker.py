@@ -1,0 +1,213 @@
+"""The trainer's NATS side: pull one job at a time, train it in a thread, report events."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import threading
+from dataclasses import dataclass, field
+
+from google.protobuf.message import DecodeError, Message
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.errors import TimeoutError as NatsTimeout
+from nats.js import JetStreamContext
+
+from trainer.config import Config
+from trainer.data import DataCache, DatasetMissing
+from trainer.training import Cancelled, Diverged, pick_device, train
+from tuner import streams
+from tuner.v1 import event_pb2, job_pb2
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Current:
+    job_id: str
+    run: int
+    stop: threading.Event = field(default_factory=threading.Event)
+
+
+class Worker:
+    def __init__(self, config: Config, nc: Client, js: JetStreamContext) -> None:
+        self._config = config
+        self._nc = nc
+        self._js = js
+        self._data = DataCache(config.data_dir)
+        self._device = pick_device(config.device)
+        self._current: Current | None = None
+        self._cancelled: collections.deque[tuple[str, int]] = collections.deque(maxlen=1000)
+        self._shutting_down = False
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        await self._nc.subscribe(streams.CANCEL_SUBJECTS, cb=self._on_cancel)
+        sub = await self._js.pull_subscribe_bind(
+            durable=streams.TRAINERS_CONSUMER, stream=streams.JOBS_STREAM
+        )
+        log.info("trainer %s ready on %s", self._config.name, self._device)
+        asyncio.create_task(self._hand_back_on(stopping))
+        while not stopping.is_set():
+            try:
+                msgs = await sub.fetch(1, timeout=1)
+            except NatsTimeout:
+                continue
+            except Exception as error:  # a reconnecting client raises several kinds
+                log.warning("fetching jobs failed: %s", error)
+                await asyncio.sleep(1)
+                continue
+            await self._handle(msgs[0])
+
+    async def _hand_back_on(self, stopping: asyncio.Event) -> None:
+        """On shutdown, stop the running job; it goes back to the queue, not to FAILED."""
+        await stopping.wait()
+        self._shutting_down = True
+        if self._current is not None:
+            self._current.stop.set()
+
+    async def _on_cancel(self, msg: Msg) -> None:
+        try:
+            notice = event_pb2.JobCancellation.FromString(msg.data)
+        except DecodeError:
+            log.warning("dropped a malformed cancellation on %s", msg.subject)
+            return
+        self._cancelled.append((notice.job_id, notice.run))
+        current = self._current
+        if current and (current.job_id, current.run) == (notice.job_id, notice.run):
+            log.info("job %s run %d: cancelled, stopping", notice.job_id, notice.run)
+            current.stop.set()
+
+    async def _handle(self, msg: Msg) -> None:
+        try:
+            request = event_pb2.TrainRequest.FromString(msg.data)
+        except DecodeError:
+            log.warning("dropped a malformed job message (stream sequence %s)", msg.metadata.sequence)
+            await msg.term()
+            return
+        current = Current(request.job_id, request.run)
+        self._current = current
+        try:
+            if (request.job_id, request.run) in self._cancelled:
+                log.info("job %s run %d was cancelled before it started", request.job_id, request.run)
+                await msg.ack()
+                return
+            await self._train(request, msg, current)
+        finally:
+            self._current = None
+
+    async def _train(self, request: event_pb2.TrainRequest, msg: Msg, current: Current) -> None:
+        attempt = msg.metadata.num_delivered
+        events = Events(self._js, request.job_id, request.run, attempt)
+        loop = asyncio.get_running_loop()
+        heartbeat = asyncio.create_task(self._heartbeat(msg))
+        log.info("job %s run %d attempt %d: training", request.job_id, request.run, attempt)
+        await events.publish(
+            started=event_pb2.JobStarted(trainer=self._config.name, device=str(self._device))
+        )
+
+        def report(**kind: Message) -> None:
+            loop.call_soon_threadsafe(events.enqueue, kind)
+
+        def work() -> job_pb2.Result:
+            data = self._data.get(request.hyperparameters.dataset, self._device)
+            return train(
+                request.hyperparameters,
+                data,
+                self._device,
+                on_progress=lambda p: report(progress=p),
+                on_epoch=lambda m: report(epoch_completed=m),
+                should_stop=current.stop.is_set,
+                progress_interval=self._config.progress_interval,
+            )
+
+        try:
+            result = await asyncio.to_thread(work)
+        except Cancelled:
+            await events.flush()
+            if self._shutting_down:
+                await msg.nak()
+                log.info("job %s run %d: handed back for another trainer", request.job_id, request.run)
+            else:
+                await msg.ack()
+                log.info("job %s run %d: stopped", request.job_id, request.run)
+            return
+        except (DatasetMissing, Diverged) as error:
+            await self._fail(events, msg, str(error))
+            return
+        except Exception as error:
+            log.exception("job %s run %d: training raised", request.job_id, request.run)
+            await self._fail(events, msg, f"{type(error).__name__}: {error}")
+            return
+        finally:
+            heartbeat.cancel()
+        await events.flush()
+        await events.publish(succeeded=result)
+        await msg.ack()
+        log.info(
+            "job %s run %d: accuracy %.4f", request.job_id, request.run, result.test_accuracy
+        )
+
+    async def _fail(self, events: Events, msg: Msg, reason: str) -> None:
+        log.warning("job %s run %d failed: %s", events.job_id, events.run, reason)
+        await events.flush()
+        await events.publish(failed=event_pb2.JobFailure(reason=reason))
+        await msg.term()
+
+    async def _heartbeat(self, msg: Msg) -> None:
+        """Tell JetStream the job is alive well within the ack wait."""
+        while True:
+            await asyncio.sleep(self._config.queue.ack_wait_seconds / 3)
+            try:
+                await msg.in_progress()
+            except Exception as error:
+                log.warning("heartbeat failed: %s", error)
+
+
+class Events:
+    """One job run's events, published in order by one task; a newer progress replaces an older."""
+
+    def __init__(self, js: JetStreamContext, job_id: str, run: int, attempt: int) -> None:
+        self._js = js
+        self.job_id = job_id
+        self.run = run
+        self._attempt = attempt
+        self._subject = streams.events_subject(job_id, run)
+        self._pending: collections.deque[dict[str, Message]] = collections.deque()
+        self._wake = asyncio.Event()
+        self._sender = asyncio.create_task(self._send())
+
+    def enqueue(self, kind: dict[str, Message]) -> None:
+        if "progress" in kind and self._pending and "progress" in self._pending[-1]:
+            self._pending[-1] = kind
+        else:
+            self._pending.append(kind)
+        self._wake.set()
+
+    async def _send(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._pending:
+                await self.publish(**self._pending[0])
+                self._pending.popleft()
+
+    async def flush(self) -> None:
+        """Wait until every queued event is published, then stop the sender."""
+        while self._pending:
+            await asyncio.sleep(0.01)
+        self._sender.cancel()
+
+    async def publish(self, **kind: Message) -> None:
+        event = event_pb2.JobEvent(job_id=self.job_id, run=self.run, attempt=self._attempt, **kind)
+        event.time.GetCurrentTime()
+        for delay in (0.1, 0.5, 1, 2, 5, 10):
+            try:
+                await self._js.publish(
+                    self._subject, event.SerializeToString(), stream=streams.EVENTS_STREAM
+                )
+                return
+            except Exception as error:
+                log.warning("job %s: publishing an event failed, retrying: %s", self.job_id, error)
+                await asyncio.sleep(delay)
+        log.error("job %s: dropped an event after retries", self.job_id)

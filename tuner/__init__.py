@@ -1,0 +1,1 @@
+"""tuner: hyperparameter tuning for PyTorch models on MNIST-style data."""

@@ -1,0 +1,237 @@
+"""The `tuner` command line: a gRPC client of the scheduler, plus `tuner up` for the stack."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import grpc
+from google.protobuf import json_format
+from google.protobuf.message import Message
+
+from tuner.client import TERMINAL_STATES, TunerClient, default_server, default_user, state_name
+from tuner.hyperparameters import DATASETS, MODELS, OPTIMIZERS, describe
+from tuner.v1 import job_pb2, tuner_service_pb2
+
+
+class CommandError(Exception):
+    """A one-line reason to stop with a non-zero exit."""
+
+
+def add_hyperparameters(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("hyperparameters")
+    group.add_argument("--epochs", type=int, required=True, help="1..100")
+    group.add_argument("--lr", "--learning-rate", dest="lr", type=float, required=True,
+                       help="learning rate, in (0, 10]")
+    group.add_argument("--batch-size", type=int, required=True, help="1..8192")
+    group.add_argument("--dataset", choices=DATASETS, default="mnist", help="default: mnist")
+    group.add_argument("--model", choices=MODELS, default="cnn", help="default: cnn")
+    group.add_argument("--optimizer", choices=OPTIMIZERS, default="adam", help="default: adam")
+    group.add_argument("--seed", type=int, default=0, help="default: 0")
+
+
+def hyperparameters(args: argparse.Namespace) -> job_pb2.Hyperparameters:
+    return job_pb2.Hyperparameters(
+        epochs=args.epochs,
+        learning_rate=args.lr,
+        batch_size=args.batch_size,
+        dataset=DATASETS[args.dataset],  # type: ignore[arg-type]
+        model=MODELS[args.model],  # type: ignore[arg-type]
+        optimizer=OPTIMIZERS[args.optimizer],  # type: ignore[arg-type]
+        seed=args.seed,
+    )
+
+
+def to_json(message: Message) -> str:
+    return json_format.MessageToJson(message, preserving_proto_field_name=True)
+
+
+def summary(job: job_pb2.Job) -> str:
+    line = f"{job.id}  {state_name(job.state):<9}  {describe(job.hyperparameters)}"
+    if job.state == job_pb2.JOB_STATE_SUCCEEDED:
+        seconds = job.result.training_duration.ToNanoseconds() / 1e9
+        line += f"  accuracy {job.result.test_accuracy:.4f}  training {seconds:.1f} s"
+    elif job.error:
+        line += f"  ({job.error})"
+    return line
+
+
+def print_job(job: job_pb2.Job, as_json: bool) -> None:
+    print(to_json(job) if as_json else summary(job))
+
+
+async def follow(client: TunerClient, job: job_pb2.Job, quiet: bool) -> job_pb2.Job:
+    """Shows a progress bar until the job ends; resumes the watch if the connection drops."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    last_sequence = 0
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.fields[status]}"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, disable=quiet, transient=True) as bar:
+        task = bar.add_task(job.id[:12], total=None, status=state_name(job.state))
+        while True:
+            try:
+                async for response in client.watch(job.id, last_sequence):
+                    if response.WhichOneof("kind") == "job":
+                        job = response.job
+                        continue
+                    event = response.event
+                    last_sequence = event.sequence
+                    kind = event.WhichOneof("kind")
+                    if kind == "progress":
+                        p = event.progress
+                        status = f"epoch {p.epoch}/{p.total_epochs} loss {p.loss:.4f}"
+                        bar.update(task, total=p.total_steps, completed=p.step, status=status)
+                    elif kind == "state_changed":
+                        job = event.state_changed.job
+                        bar.update(task, status=state_name(job.state))
+                if job.state in TERMINAL_STATES:
+                    return job
+            except grpc.aio.AioRpcError as error:
+                if error.code() != grpc.StatusCode.UNAVAILABLE:
+                    raise
+                await asyncio.sleep(1)
+
+
+async def submit(client: TunerClient, args: argparse.Namespace) -> int:
+    response = await client.submit(hyperparameters(args))
+    job = response.job
+    if response.deduplicated:
+        print(f"already submitted: {state_name(job.state)}", file=sys.stderr)
+    if args.wait and job.state not in TERMINAL_STATES:
+        job = await follow(client, job, quiet=args.json)
+    print_job(job, args.json)
+    if args.wait and job.state != job_pb2.JOB_STATE_SUCCEEDED:
+        raise CommandError(f"job {job.id} {state_name(job.state)}: {job.error}")
+    return 0
+
+
+async def watch(client: TunerClient, args: argparse.Namespace) -> int:
+    job = await follow(client, await client.get(args.job_id), quiet=args.json)
+    print_job(job, args.json)
+    return 0 if job.state == job_pb2.JOB_STATE_SUCCEEDED else 1
+
+
+async def jobs(client: TunerClient, args: argparse.Namespace) -> int:
+    states = [job_pb2.JobState.Value("JOB_STATE_" + s.upper()) for s in args.state]
+    response = await client.list(states, page_size=args.limit)
+    if args.json:
+        print(to_json(response))
+    for job in [] if args.json else response.jobs:
+        print(summary(job))
+    return 0
+
+
+async def leaderboard(client: TunerClient, args: argparse.Namespace) -> int:
+    ranked = await client.leaderboard(args.limit)
+    if args.json:
+        print(to_json(tuner_service_pb2.GetLeaderboardResponse(jobs=ranked)))
+        return 0
+    for rank, job in enumerate(ranked, 1):
+        print(f"{rank:>3}. {summary(job)}  by {job.owner}")
+    return 0
+
+
+async def find(client: TunerClient, args: argparse.Namespace) -> int:
+    print_job(await client.find(hyperparameters(args)), args.json)
+    return 0
+
+
+async def cancel(client: TunerClient, args: argparse.Namespace) -> int:
+    print_job(await client.cancel(args.job_id), False)
+    return 0
+
+
+COMMANDS: dict[str, Any] = {
+    "submit": submit,
+    "watch": watch,
+    "jobs": jobs,
+    "leaderboard": leaderboard,
+    "find": find,
+    "cancel": cancel,
+}
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(
+        prog="tuner",
+        description="Tune hyperparameters of PyTorch models on MNIST-style data.",
+    )
+    client = argparse.ArgumentParser(add_help=False)
+    client.add_argument("--server", default=default_server(),
+                        help="scheduler address (env TUNER_SERVER; default %(default)s)")
+    client.add_argument("--user", default=default_user(),
+                        help="your user id (env TUNER_USER; default: your login name)")
+    json = argparse.ArgumentParser(add_help=False)
+    json.add_argument("--json", action="store_true", help="print proto3 JSON")
+    commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    up = commands.add_parser("up", help="start the whole stack on this machine")
+    up.add_argument("--trainers", type=int, default=1, help="trainer processes (default 1)")
+    up.add_argument("--no-tui", action="store_true", help="run headless until Ctrl-C")
+    up.add_argument("--state-dir", help="where NATS and the database keep their data")
+    up.add_argument("--port", type=int, default=50051, help="scheduler port (default 50051)")
+
+    tui = commands.add_parser("tui", parents=[client], help="open the dashboard")
+    del tui
+
+    p = commands.add_parser("submit", parents=[client, json], help="submit a training job")
+    add_hyperparameters(p)
+    p.add_argument("--wait", action="store_true", help="show progress until the job ends")
+    p = commands.add_parser("watch", parents=[client, json], help="follow a job until it ends")
+    p.add_argument("job_id")
+    p = commands.add_parser("jobs", parents=[client, json], help="list your jobs, newest first")
+    p.add_argument("--state", action="append", default=[],
+                   choices=["queued", "running", "succeeded", "failed", "cancelled"],
+                   help="only jobs in this state (repeatable)")
+    p.add_argument("--limit", type=int, default=20, help="at most this many (1..100)")
+    p = commands.add_parser("leaderboard", parents=[client, json], help="the best jobs")
+    p.add_argument("--limit", type=int, default=10, help="1..50 (default 10)")
+    p = commands.add_parser("find", parents=[client, json], help="find a job by hyperparameters")
+    add_hyperparameters(p)
+    p = commands.add_parser("cancel", parents=[client], help="cancel one of your jobs")
+    p.add_argument("job_id")
+    return root
+
+
+async def run_client(args: argparse.Namespace) -> int:
+    async with TunerClient(args.server, args.user) as client:
+        result: int = await COMMANDS[args.command](client, args)
+        return result
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        if args.command == "up":
+            from tuner.up import up
+
+            return up(args)
+        if args.command == "tui":
+            from tui.app import run_tui
+
+            return run_tui(args.server, args.user)
+        return asyncio.run(run_client(args))
+    except grpc.aio.AioRpcError as error:
+        if error.code() == grpc.StatusCode.UNAVAILABLE:
+            print(f"tuner: cannot reach the scheduler at {args.server}: {error.details()}",
+                  file=sys.stderr)
+        else:
+            print(f"tuner: {error.code().name}: {error.details()}", file=sys.stderr)
+        return 1
+    except CommandError as error:
+        print(f"tuner: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

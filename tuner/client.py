@@ -1,0 +1,111 @@
+"""A thin gRPC client of the scheduler, shared by the CLI and the TUI (never imports torch)."""
+
+from __future__ import annotations
+
+import getpass
+import os
+from collections.abc import AsyncIterator, Sequence
+
+import grpc
+
+from tuner.v1 import event_pb2, job_pb2, tuner_service_pb2, tuner_service_pb2_grpc
+
+DEFAULT_SERVER = "127.0.0.1:50051"
+USER_METADATA_KEY = "tuner-user"
+
+
+def default_server() -> str:
+    return os.environ.get("TUNER_SERVER", DEFAULT_SERVER)
+
+
+def default_user() -> str:
+    return os.environ.get("TUNER_USER") or getpass.getuser()
+
+
+class TunerClient:
+    """One channel to the scheduler; every call names the user in its metadata."""
+
+    def __init__(self, server: str, user: str) -> None:
+        self.server = server
+        self.user = user
+        self._channel = grpc.aio.insecure_channel(server)
+        self._stub = tuner_service_pb2_grpc.TunerServiceStub(self._channel)
+        self._metadata = ((USER_METADATA_KEY, user),)
+
+    async def close(self) -> None:
+        await self._channel.close()
+
+    async def __aenter__(self) -> TunerClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def submit(
+        self, hp: job_pb2.Hyperparameters
+    ) -> tuner_service_pb2.SubmitJobResponse:
+        request = tuner_service_pb2.SubmitJobRequest(hyperparameters=hp)
+        return await self._stub.SubmitJob(request, metadata=self._metadata)
+
+    async def get(self, job_id: str) -> job_pb2.Job:
+        request = tuner_service_pb2.GetJobRequest(job_id=job_id)
+        response = await self._stub.GetJob(request, metadata=self._metadata)
+        return response.job
+
+    async def find(self, hp: job_pb2.Hyperparameters) -> job_pb2.Job:
+        request = tuner_service_pb2.FindJobRequest(hyperparameters=hp)
+        response = await self._stub.FindJob(request, metadata=self._metadata)
+        return response.job
+
+    async def list(
+        self,
+        states: Sequence[job_pb2.JobState.ValueType] = (),
+        page_size: int = 0,
+        page_token: str = "",
+    ) -> tuner_service_pb2.ListJobsResponse:
+        request = tuner_service_pb2.ListJobsRequest(
+            states=states, page_size=page_size, page_token=page_token
+        )
+        return await self._stub.ListJobs(request, metadata=self._metadata)
+
+    async def leaderboard(self, limit: int = 0) -> list[job_pb2.Job]:
+        request = tuner_service_pb2.GetLeaderboardRequest(limit=limit)
+        response = await self._stub.GetLeaderboard(request, metadata=self._metadata)
+        return list(response.jobs)
+
+    async def cancel(self, job_id: str) -> job_pb2.Job:
+        request = tuner_service_pb2.CancelJobRequest(job_id=job_id)
+        response = await self._stub.CancelJob(request, metadata=self._metadata)
+        return response.job
+
+    async def watch(
+        self, job_id: str, after_sequence: int = 0
+    ) -> AsyncIterator[tuner_service_pb2.WatchJobResponse]:
+        """The job as it is, then its events until it ends."""
+        request = tuner_service_pb2.WatchJobRequest(job_id=job_id, after_sequence=after_sequence)
+        call = self._stub.WatchJob(request, metadata=self._metadata)
+        try:
+            async for response in call:
+                yield response
+        finally:
+            call.cancel()
+
+    async def watch_events(self, after_sequence: int = 0) -> AsyncIterator[event_pb2.JobEvent]:
+        """Every job's events, from the next new one (or after `after_sequence`)."""
+        request = tuner_service_pb2.WatchEventsRequest(after_sequence=after_sequence)
+        call = self._stub.WatchEvents(request, metadata=self._metadata)
+        try:
+            async for response in call:
+                yield response.event
+        finally:
+            call.cancel()
+
+
+TERMINAL_STATES = frozenset(
+    {job_pb2.JOB_STATE_SUCCEEDED, job_pb2.JOB_STATE_FAILED, job_pb2.JOB_STATE_CANCELLED}
+)
+
+
+def state_name(state: job_pb2.JobState.ValueType) -> str:
+    """'SUCCEEDED' for JOB_STATE_SUCCEEDED."""
+    return job_pb2.JobState.Name(state).removeprefix("JOB_STATE_")

@@ -1,0 +1,135 @@
+"""The NATS layout shared by the scheduler and the trainers: names, streams, connection."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import nats
+from nats.aio.client import Client
+from nats.js import JetStreamContext
+from nats.js.api import (
+    AckPolicy,
+    ConsumerConfig,
+    DeliverPolicy,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+)
+from nats.js.errors import BadRequestError
+
+log = logging.getLogger(__name__)
+
+JOBS_STREAM = "TUNER_JOBS"
+JOBS_SUBJECT = "tuner.jobs"
+TRAINERS_CONSUMER = "trainers"
+
+EVENTS_STREAM = "TUNER_EVENTS"
+EVENTS_SUBJECTS = "tuner.events.>"
+SCHEDULER_CONSUMER = "scheduler"
+
+CANCEL_SUBJECTS = "tuner.cancel.*"
+
+DUPLICATE_WINDOW_SECONDS = 600.0
+
+
+def events_subject(job_id: str, run: int) -> str:
+    """Every event of one run of one job goes to its own subject."""
+    return f"tuner.events.{job_id}.{run}"
+
+
+def cancel_subject(job_id: str) -> str:
+    return f"tuner.cancel.{job_id}"
+
+
+@dataclass(frozen=True)
+class QueuePolicy:
+    """How long a trainer may stay silent before its job is redelivered, and how often."""
+
+    ack_wait_seconds: float = 30.0
+    max_deliver: int = 3
+
+
+async def connect(url: str, name: str) -> Client:
+    """A connection that reconnects forever and logs, instead of printing, its troubles."""
+
+    async def on_error(error: Exception) -> None:
+        log.warning("nats error: %s", error)
+
+    async def on_disconnected() -> None:
+        log.warning("nats disconnected")
+
+    async def on_reconnected() -> None:
+        log.info("nats reconnected")
+
+    async def on_closed() -> None:
+        log.info("nats connection closed")
+
+    return await nats.connect(
+        url,
+        name=name,
+        max_reconnect_attempts=-1,
+        reconnect_time_wait=0.5,
+        connect_timeout=5,
+        allow_reconnect=True,
+        error_cb=on_error,
+        disconnected_cb=on_disconnected,
+        reconnected_cb=on_reconnected,
+        closed_cb=on_closed,
+    )
+
+
+async def ensure_streams(
+    js: JetStreamContext, policy: QueuePolicy, events_max_age_seconds: float = 7 * 86400
+) -> None:
+    """Declare the streams and durable consumers; safe to call from every process, any time."""
+    streams = [
+        StreamConfig(
+            name=JOBS_STREAM,
+            subjects=[JOBS_SUBJECT],
+            retention=RetentionPolicy.WORK_QUEUE,
+            storage=StorageType.FILE,
+            duplicate_window=DUPLICATE_WINDOW_SECONDS,
+        ),
+        StreamConfig(
+            name=EVENTS_STREAM,
+            subjects=[EVENTS_SUBJECTS],
+            retention=RetentionPolicy.LIMITS,
+            storage=StorageType.FILE,
+            max_age=events_max_age_seconds,
+            duplicate_window=DUPLICATE_WINDOW_SECONDS,
+        ),
+    ]
+    for config in streams:
+        try:
+            await js.add_stream(config)
+        except BadRequestError:
+            await js.update_stream(config)
+    consumers = [
+        (
+            JOBS_STREAM,
+            ConsumerConfig(
+                durable_name=TRAINERS_CONSUMER,
+                ack_policy=AckPolicy.EXPLICIT,
+                ack_wait=policy.ack_wait_seconds,
+                max_deliver=policy.max_deliver,
+                deliver_policy=DeliverPolicy.ALL,
+            ),
+        ),
+        (
+            EVENTS_STREAM,
+            ConsumerConfig(
+                durable_name=SCHEDULER_CONSUMER,
+                ack_policy=AckPolicy.EXPLICIT,
+                ack_wait=30.0,
+                filter_subject=EVENTS_SUBJECTS,
+                deliver_policy=DeliverPolicy.ALL,
+                max_ack_pending=1000,
+            ),
+        ),
+    ]
+    for stream, consumer in consumers:
+        try:
+            await js.add_consumer(stream, consumer)
+        except BadRequestError as error:
+            log.warning("consumer %s on %s kept as it is: %s", consumer.durable_name, stream, error)

@@ -1,0 +1,1 @@
+"""Generated from protos/tuner/v1 by `make generate`; never edited by hand."""
