@@ -78,3 +78,13 @@ def running_stack(
         yield running
     finally:
         running.stack.stop()
+
+
+@pytest.fixture(scope="session")
+def mongo_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A SecantusDB server of its own, in memory, for store tests."""
+    stack = Stack(tmp_path_factory.mktemp("mongo"))
+    try:
+        yield stack.start_mongo(in_memory=True)
+    finally:
+        stack.stop()

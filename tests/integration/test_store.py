@@ -1,0 +1,158 @@
+"""JobStore against a real MongoDB-protocol server: conditional transitions, ranking, paging."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import pytest
+
+from store.documents import new_job, now
+from store.jobs import LEADERBOARD_SIZE, JobStore
+from store.transitions import CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED
+from tuner.hyperparameters import canonical_key, job_id, normalized
+from tuner.v1 import job_pb2
+
+
+@pytest.fixture
+async def store(mongo_uri: str) -> AsyncIterator[JobStore]:
+    s = JobStore.connect(mongo_uri, f"test_{uuid.uuid4().hex[:12]}")
+    await s.ensure_indexes()
+    try:
+        yield s
+    finally:
+        await s.close()
+
+
+def job_doc(seed: int, owner: str = "alice") -> dict[str, object]:
+    hp = normalized(job_pb2.Hyperparameters(epochs=1, learning_rate=0.1, batch_size=64, seed=seed))
+    key = canonical_key(hp)
+    return new_job(job_id(key), key, hp, owner)
+
+
+def result(accuracy: float, seconds: float) -> dict[str, object]:
+    return {
+        "test_accuracy": accuracy,
+        "test_loss": 0.1,
+        "training_seconds": seconds,
+        "evaluation_seconds": 0.5,
+        "device": "cpu",
+    }
+
+
+async def test_insert_is_once_per_configuration(store: JobStore) -> None:
+    doc = job_doc(1)
+    assert await store.insert(doc)
+    assert not await store.insert(job_doc(1))
+    assert await store.jobs.count_documents({}) == 1
+
+
+async def test_a_transition_happens_once_and_never_backwards(store: JobStore) -> None:
+    doc = job_doc(2)
+    await store.insert(doc)
+    jid = str(doc["_id"])
+    assert await store.transition(jid, 1, RUNNING, {"attempts": 1}, attempt=0)
+    assert not await store.transition(jid, 1, RUNNING, {"attempts": 1}, attempt=0), "same attempt"
+    assert await store.transition(jid, 1, SUCCEEDED, {"result": result(0.9, 1)}, attempt=1)
+    assert not await store.transition(jid, 1, SUCCEEDED, {"result": result(0.5, 1)}, attempt=1)
+    assert not await store.transition(jid, 1, FAILED, {"error": "late"}, attempt=1)
+    assert not await store.transition(jid, 1, CANCELLED)
+    assert not await store.transition(jid, 1, QUEUED)
+    got = await store.get(jid)
+    assert got is not None
+    assert got["state"] == "SUCCEEDED"
+    assert got["result"]["test_accuracy"] == 0.9
+
+
+async def test_a_superseded_attempt_cannot_finish_the_job(store: JobStore) -> None:
+    doc = job_doc(3)
+    await store.insert(doc)
+    jid = str(doc["_id"])
+    assert await store.transition(jid, 1, RUNNING, {"attempts": 1}, attempt=0)
+    assert await store.transition(jid, 1, RUNNING, {"attempts": 2}, attempt=1), "redelivery"
+    assert not await store.transition(jid, 1, SUCCEEDED, {"result": result(0.1, 1)}, attempt=1)
+    assert await store.transition(jid, 1, SUCCEEDED, {"result": result(0.9, 1)}, attempt=2)
+
+
+async def test_concurrent_transitions_have_one_winner(store: JobStore) -> None:
+    doc = job_doc(4)
+    await store.insert(doc)
+    jid = str(doc["_id"])
+    await store.transition(jid, 1, RUNNING, {"attempts": 1}, attempt=0)
+    outcomes = await asyncio.gather(
+        *[store.transition(jid, 1, SUCCEEDED, {"n": i}, attempt=1) for i in range(8)],
+        *[store.transition(jid, 1, CANCELLED, {"n": 100 + i}) for i in range(8)],
+    )
+    assert sum(outcomes) == 1
+
+
+async def test_a_failed_job_runs_again_as_the_next_run(store: JobStore) -> None:
+    doc = job_doc(5)
+    await store.insert(doc)
+    jid = str(doc["_id"])
+    assert await store.transition(jid, 1, FAILED, {"error": "boom"})
+    assert await store.requeue(jid, 1, "bob")
+    assert not await store.requeue(jid, 1, "carol"), "only one resubmission wins"
+    got = await store.get(jid)
+    assert got is not None
+    assert (got["state"], got["run"], got["owner"], got["error"]) == ("QUEUED", 2, "bob", "")
+    assert not await store.transition(jid, 1, RUNNING, {"attempts": 1}, attempt=0), "old run"
+
+
+async def test_epochs_are_recorded_once(store: JobStore) -> None:
+    doc = job_doc(6)
+    await store.insert(doc)
+    jid = str(doc["_id"])
+    await store.transition(jid, 1, RUNNING, {"attempts": 1}, attempt=0)
+    metrics = {"epoch": 1, "train_loss": 0.5, "test_loss": 0.4, "test_accuracy": 0.9,
+               "training_seconds": 1.0, "evaluation_seconds": 0.1}
+    assert await store.add_epoch(jid, 1, 1, metrics, {"epoch": 1})
+    assert not await store.add_epoch(jid, 1, 1, metrics, {"epoch": 1})
+    assert not await store.add_epoch(jid, 1, 2, dict(metrics, epoch=2), {"epoch": 2}), "attempt"
+    got = await store.get(jid)
+    assert got is not None
+    assert [m["epoch"] for m in got["history"]] == [1]
+
+
+async def test_the_leaderboard_ranks_by_accuracy_then_training_time(store: JobStore) -> None:
+    entries = [(0.90, 5.0), (0.95, 9.0), (0.95, 3.0), (0.80, 1.0)]
+    for seed, (accuracy, seconds) in enumerate(entries, start=10):
+        doc = job_doc(seed)
+        doc.update(state="SUCCEEDED", result=result(accuracy, seconds))
+        await store.rank(doc)
+    ranked = [(d["result"]["test_accuracy"], d["result"]["training_seconds"])
+              for d in await store.top(10)]
+    assert ranked == [(0.95, 3.0), (0.95, 9.0), (0.90, 5.0), (0.80, 1.0)]
+    assert len(await store.top(2)) == 2
+
+
+async def test_the_leaderboard_keeps_only_the_best(store: JobStore) -> None:
+    for seed in range(LEADERBOARD_SIZE + 5):
+        doc = job_doc(100 + seed)
+        doc.update(state="SUCCEEDED", result=result(seed / 1000, 1.0))
+        await store.rank(doc)
+    assert await store.leaderboard.count_documents({}) == LEADERBOARD_SIZE
+    top = await store.top(LEADERBOARD_SIZE)
+    assert top[-1]["result"]["test_accuracy"] == 5 / 1000
+
+
+async def test_listing_pages_through_one_owners_jobs(store: JobStore) -> None:
+    base = now()
+    for seed in range(7):
+        doc = job_doc(200 + seed, owner="alice" if seed != 3 else "bob")
+        doc["create_time"] = base - timedelta(seconds=seed // 2)  # pairs share a timestamp
+        await store.insert(doc)
+    seen: list[str] = []
+    cursor = None
+    while True:
+        page = await store.list_owned("alice", [], 2, cursor)
+        seen += [d["_id"] for d in page]
+        if len(page) < 2:
+            break
+        cursor = (page[-1]["create_time"], page[-1]["_id"])
+    assert len(seen) == len(set(seen)) == 6
+    times = [d["create_time"] for d in [await store.get(j) for j in seen] if d]
+    assert times == sorted(times, reverse=True)
+    assert await store.list_owned("alice", ["RUNNING"], 10, None) == []
