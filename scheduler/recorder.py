@@ -33,6 +33,12 @@ class Recorder:
         sub = await self._js.pull_subscribe_bind(
             durable=streams.SCHEDULER_CONSUMER, stream=streams.EVENTS_STREAM
         )
+        try:
+            await self._consume(sub, stopping)
+        finally:
+            await sub.unsubscribe()
+
+    async def _consume(self, sub: JetStreamContext.PullSubscription, stopping: asyncio.Event) -> None:
         while not stopping.is_set():
             try:
                 msgs = await sub.fetch(100, timeout=1)

@@ -47,7 +47,14 @@ class Worker:
             durable=streams.TRAINERS_CONSUMER, stream=streams.JOBS_STREAM
         )
         log.info("trainer %s ready on %s", self._config.name, self._device)
-        asyncio.create_task(self._hand_back_on(stopping))
+        hand_back = asyncio.create_task(self._hand_back_on(stopping))
+        try:
+            await self._consume(sub, stopping)
+        finally:
+            hand_back.cancel()
+            await sub.unsubscribe()
+
+    async def _consume(self, sub: JetStreamContext.PullSubscription, stopping: asyncio.Event) -> None:
         while not stopping.is_set():
             try:
                 msgs = await sub.fetch(1, timeout=1)
@@ -82,14 +89,18 @@ class Worker:
         try:
             request = event_pb2.TrainRequest.FromString(msg.data)
         except DecodeError:
-            log.warning("dropped a malformed job message (stream sequence %s)", msg.metadata.sequence)
+            log.warning(
+                "dropped a malformed job message (stream sequence %s)", msg.metadata.sequence
+            )
             await msg.term()
             return
         current = Current(request.job_id, request.run)
         self._current = current
         try:
             if (request.job_id, request.run) in self._cancelled:
-                log.info("job %s run %d was cancelled before it started", request.job_id, request.run)
+                log.info(
+                    "job %s run %d was cancelled before it started", request.job_id, request.run
+                )
                 await msg.ack()
                 return
             await self._train(request, msg, current)
@@ -127,7 +138,9 @@ class Worker:
             await events.flush()
             if self._shutting_down:
                 await msg.nak()
-                log.info("job %s run %d: handed back for another trainer", request.job_id, request.run)
+                log.info(
+                    "job %s run %d: handed back for another trainer", request.job_id, request.run
+                )
             else:
                 await msg.ack()
                 log.info("job %s run %d: stopped", request.job_id, request.run)
@@ -144,9 +157,7 @@ class Worker:
         await events.flush()
         await events.publish(succeeded=result)
         await msg.ack()
-        log.info(
-            "job %s run %d: accuracy %.4f", request.job_id, request.run, result.test_accuracy
-        )
+        log.info("job %s run %d: accuracy %.4f", request.job_id, request.run, result.test_accuracy)
 
     async def _fail(self, events: Events, msg: Msg, reason: str) -> None:
         log.warning("job %s run %d failed: %s", events.job_id, events.run, reason)

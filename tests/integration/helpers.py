@@ -9,7 +9,7 @@ from tuner.client import TunerClient
 from tuner.v1 import event_pb2, job_pb2
 
 
-def mlp(seed: int, **fields: object) -> job_pb2.Hyperparameters:
+def mlp(seed: int = 0, **fields: object) -> job_pb2.Hyperparameters:
     base: dict[str, object] = {
         "epochs": 1,
         "learning_rate": 0.001,

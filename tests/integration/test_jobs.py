@@ -14,6 +14,7 @@ import grpc
 import pymongo
 import pytest
 from nats.js.api import StreamInfo
+from pymongo.database import Database
 
 from tests.conftest import RunningStack
 from tests.integration.helpers import cnn, history, kinds, mlp, wait_for
@@ -124,13 +125,19 @@ async def jobs_stream(running_stack: RunningStack) -> StreamInfo:
 async def test_invalid_input_is_refused_and_changes_nothing(
     client: TunerClient, running_stack: RunningStack
 ) -> None:
-    db = pymongo.MongoClient(running_stack.mongo_uri).tuner
+    with pymongo.MongoClient(running_stack.mongo_uri) as mongo:
+        await refuse_invalid_input(client, running_stack, mongo.tuner)
+
+
+async def refuse_invalid_input(
+    client: TunerClient, running_stack: RunningStack, db: Database[dict[str, object]]
+) -> None:
     before = list(db.jobs.find({}, {"_id": 1, "state": 1, "update_time": 1}))
     queued_before = (await jobs_stream(running_stack)).state.last_seq
     for fields, name in INVALID:
         for call in (client.submit, client.find):
             with pytest.raises(grpc.aio.AioRpcError) as raised:
-                await call(mlp(seed=1999, **fields))
+                await call(mlp(**{"seed": 1999, **fields}))
             assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
             assert raised.value.details().startswith(name + ": must be"), raised.value.details()
     for bad in ("", "nope", "0" * 31, "G" * 32, "0" * 33):

@@ -1,0 +1,1 @@
+"""The trainer service: pulls jobs from JetStream and trains them with PyTorch."""
