@@ -43,15 +43,20 @@ lint: install ## ruff lint and format check
 types: install ## mypy, strict
 	$(BIN)/mypy tuner scheduler trainer store tui
 
+# The one generator: grpcio-tools' protoc (pinned in pyproject.toml) with mypy-protobuf's grpc stubs.
+PROTOC := $(BIN)/python -m grpc_tools.protoc -Iprotos
+SERVICES := protos/tuner/v1/tuner_service.proto
+GRPC_OUT = --grpc_python_out=$(1) --plugin=protoc-gen-mypy_grpc=$(BIN)/protoc-gen-mypy_grpc --mypy_grpc_out=$(1)
+
 generate: install ## regenerate tuner/v1 from protos/
 	rm -f tuner/v1/*_pb2*.py tuner/v1/*_pb2*.pyi
-	$(BIN)/python -m grpc_tools.protoc -Iprotos --python_out=. --pyi_out=. $(PROTOS)
-	$(BIN)/python -m grpc_tools.protoc -Iprotos --grpc_python_out=. protos/tuner/v1/tuner_service.proto
+	$(PROTOC) --python_out=. --pyi_out=. $(PROTOS)
+	$(PROTOC) $(call GRPC_OUT,.) $(SERVICES)
 
 check-generated: install ## fail if tuner/v1 differs from what protos/ generates
 	@tmp=$$(mktemp -d) && \
-	$(BIN)/python -m grpc_tools.protoc -Iprotos --python_out=$$tmp --pyi_out=$$tmp $(PROTOS) && \
-	$(BIN)/python -m grpc_tools.protoc -Iprotos --grpc_python_out=$$tmp protos/tuner/v1/tuner_service.proto && \
+	$(PROTOC) --python_out=$$tmp --pyi_out=$$tmp $(PROTOS) && \
+	$(PROTOC) $(call GRPC_OUT,$$tmp) $(SERVICES) >/dev/null && \
 	for f in $$tmp/tuner/v1/*; do cmp -s $$f tuner/v1/$$(basename $$f) || \
 		{ echo "tuner/v1/$$(basename $$f) is stale: run make generate"; rm -rf $$tmp; exit 1; }; done; \
 	rm -rf $$tmp

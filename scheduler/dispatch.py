@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 from nats.aio.client import Client
@@ -58,9 +59,8 @@ class Dispatcher:
     async def withdraw(self, doc: Document) -> None:
         """Take a cancelled job off the queue and tell a trainer that may hold it to stop."""
         if doc.get("dispatch_sequence"):
-            try:
+            # Fails when a trainer took it already: the notice below stops that trainer.
+            with contextlib.suppress(APIError):
                 await self._js.delete_msg(streams.JOBS_STREAM, doc["dispatch_sequence"])
-            except APIError:
-                pass  # already taken by a trainer, which the notice below stops
         notice = event_pb2.JobCancellation(job_id=doc["_id"], run=doc["run"])
         await self._nc.publish(streams.cancel_subject(doc["_id"]), notice.SerializeToString())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from datetime import timedelta
 
@@ -27,7 +28,5 @@ async def reconcile(
             log.warning("reconciling queued jobs: database unavailable: %s", error)
         except Exception as error:
             log.warning("reconciling queued jobs: %s", error)
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stopping.wait(), timeout=every)
-        except TimeoutError:
-            pass

@@ -38,7 +38,9 @@ class Recorder:
         finally:
             await sub.unsubscribe()
 
-    async def _consume(self, sub: JetStreamContext.PullSubscription, stopping: asyncio.Event) -> None:
+    async def _consume(
+        self, sub: JetStreamContext.PullSubscription, stopping: asyncio.Event
+    ) -> None:
         while not stopping.is_set():
             try:
                 msgs = await sub.fetch(100, timeout=1)
@@ -66,7 +68,9 @@ class Recorder:
             log.warning("dropped a malformed event on %s", msg.subject)
             return
         if msg.subject != streams.events_subject(event.job_id, event.run):
-            log.warning("dropped an event for job %r on foreign subject %s", event.job_id, msg.subject)
+            log.warning(
+                "dropped an event for job %r on foreign subject %s", event.job_id, msg.subject
+            )
             return
         kind = event.WhichOneof("kind")
         if kind == "started":
@@ -96,11 +100,16 @@ class Recorder:
         if moved:
             log.info(
                 "job %s run %d attempt %d started on %s",
-                event.job_id, event.run, event.attempt, event.started.trainer,
+                event.job_id,
+                event.run,
+                event.attempt,
+                event.started.trainer,
             )
             await self._dispatcher.announce(doc)
         elif doc["state"] == "CANCELLED" and doc["run"] == event.run:
-            log.info("job %s started after it was cancelled: telling its trainer again", event.job_id)
+            log.info(
+                "job %s started after it was cancelled: telling its trainer again", event.job_id
+            )
             await self._dispatcher.withdraw(doc)
 
     async def _epoch(self, event: event_pb2.JobEvent) -> None:
@@ -136,4 +145,3 @@ class Recorder:
         if moved and (doc := await self._store.get(event.job_id)) is not None:
             log.info("job %s run %d failed: %s", event.job_id, event.run, reason)
             await self._dispatcher.announce(doc)
-

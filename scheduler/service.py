@@ -10,7 +10,7 @@ import logging
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
 from nats.errors import TimeoutError as NatsTimeout
@@ -27,6 +27,11 @@ from tuner.client import USER_METADATA_KEY
 from tuner.hyperparameters import FieldError, canonical_key, job_id, normalized
 from tuner.v1 import event_pb2, job_pb2, tuner_service_pb2, tuner_service_pb2_grpc
 
+if TYPE_CHECKING:
+    Context = grpc.aio.ServicerContext[Any, Any]
+else:
+    Context = grpc.aio.ServicerContext
+
 log = logging.getLogger(__name__)
 
 JOB_ID = re.compile(r"[0-9a-f]{32}")
@@ -37,14 +42,14 @@ MAX_LEADERBOARD = 50
 DEFAULT_LEADERBOARD = 10
 
 Response = TypeVar("Response")
-Handler = Callable[[Any, Any, grpc.aio.ServicerContext], Awaitable[Response]]
+Handler = Callable[[Any, Any, Context], Awaitable[Response]]
 
 
 def database_errors(handler: Handler[Response]) -> Handler[Response]:
     """A database outage answers UNAVAILABLE instead of an internal error."""
 
     @functools.wraps(handler)
-    async def wrapped(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Response:
+    async def wrapped(self: Any, request: Any, context: Context) -> Response:
         try:
             return await handler(self, request, context)
         except PyMongoError as error:
@@ -55,7 +60,7 @@ def database_errors(handler: Handler[Response]) -> Handler[Response]:
     return wrapped
 
 
-async def caller(context: grpc.aio.ServicerContext) -> str:
+async def caller(context: Context) -> str:
     for key, value in context.invocation_metadata() or ():
         if key == USER_METADATA_KEY:
             if not USER.fullmatch(str(value)):
@@ -68,7 +73,7 @@ async def caller(context: grpc.aio.ServicerContext) -> str:
 
 
 async def valid_hyperparameters(
-    hp: job_pb2.Hyperparameters, context: grpc.aio.ServicerContext
+    hp: job_pb2.Hyperparameters, context: Context
 ) -> job_pb2.Hyperparameters:
     try:
         return normalized(hp)
@@ -77,7 +82,7 @@ async def valid_hyperparameters(
         raise
 
 
-async def valid_job_id(value: str, context: grpc.aio.ServicerContext) -> str:
+async def valid_job_id(value: str, context: Context) -> str:
     if not JOB_ID.fullmatch(value):
         await context.abort(
             grpc.StatusCode.INVALID_ARGUMENT, "job_id: must be 32 lowercase hex digits"
@@ -107,7 +112,7 @@ class TunerService(tuner_service_pb2_grpc.TunerServiceServicer):
         self._dispatcher = dispatcher
         self._js = js
 
-    async def _get(self, job_id: str, context: grpc.aio.ServicerContext) -> Document:
+    async def _get(self, job_id: str, context: Context) -> Document:
         doc = await self._store.get(await valid_job_id(job_id, context))
         if doc is None:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"job {job_id} not found")
@@ -116,7 +121,7 @@ class TunerService(tuner_service_pb2_grpc.TunerServiceServicer):
 
     @database_errors
     async def SubmitJob(
-        self, request: tuner_service_pb2.SubmitJobRequest, context: grpc.aio.ServicerContext
+        self, request: tuner_service_pb2.SubmitJobRequest, context: Context
     ) -> tuner_service_pb2.SubmitJobResponse:
         user = await caller(context)
         hp = await valid_hyperparameters(request.hyperparameters, context)
@@ -146,13 +151,15 @@ class TunerService(tuner_service_pb2_grpc.TunerServiceServicer):
 
     @database_errors
     async def GetJob(
-        self, request: tuner_service_pb2.GetJobRequest, context: grpc.aio.ServicerContext
+        self, request: tuner_service_pb2.GetJobRequest, context: Context
     ) -> tuner_service_pb2.GetJobResponse:
-        return tuner_service_pb2.GetJobResponse(job=job_from(await self._get(request.job_id, context)))
+        return tuner_service_pb2.GetJobResponse(
+            job=job_from(await self._get(request.job_id, context))
+        )
 
     @database_errors
     async def FindJob(
-        self, request: tuner_service_pb2.FindJobRequest, context: grpc.aio.ServicerContext
+        self, request: tuner_service_pb2.FindJobRequest, context: Context
     ) -> tuner_service_pb2.FindJobResponse:
         hp = await valid_hyperparameters(request.hyperparameters, context)
         doc = await self._store.get(job_id(canonical_key(hp)))
@@ -163,7 +170,7 @@ class TunerService(tuner_service_pb2_grpc.TunerServiceServicer):
 
     @database_errors
     async def ListJobs(
-        self, request: tuner_service_pb2.ListJobsRequest, context: grpc.aio.ServicerContext
+        self, request: tuner_service_pb2.ListJobsRequest, context: Context
     ) -> tuner_service_pb2.ListJobsResponse:
         user = await caller(context)
         size = request.page_size or DEFAULT_PAGE_SIZE
@@ -195,7 +202,7 @@ class TunerService(tuner_service_pb2_grpc.TunerServiceServicer):
 
     @database_errors
     async def GetLeaderboard(
-        self, request: tuner_service_pb2.GetLeaderboardRequest, context: grpc.aio.ServicerContext
+        self, request: tuner_service_pb2.GetLeaderboardRequest, context: Context
     ) -> tuner_service_pb2.GetLeaderboardResponse:
         limit = request.limit or DEFAULT_LEADERBOARD
         if not 1 <= limit <= MAX_LEADERBOARD:
@@ -208,7 +215,7 @@ class TunerService(tuner_service_pb2_grpc.TunerServiceServicer):
 
     @database_errors
     async def CancelJob(
-        self, request: tuner_service_pb2.CancelJobRequest, context: grpc.aio.ServicerContext
+        self, request: tuner_service_pb2.CancelJobRequest, context: Context
     ) -> tuner_service_pb2.CancelJobResponse:
         user = await caller(context)
         doc = await self._get(request.job_id, context)
@@ -236,7 +243,7 @@ class TunerService(tuner_service_pb2_grpc.TunerServiceServicer):
         return tuner_service_pb2.CancelJobResponse(job=job_from(doc))
 
     async def WatchJob(
-        self, request: tuner_service_pb2.WatchJobRequest, context: grpc.aio.ServicerContext
+        self, request: tuner_service_pb2.WatchJobRequest, context: Context
     ) -> AsyncIterator[tuner_service_pb2.WatchJobResponse]:
         try:
             doc = await self._get(request.job_id, context)
@@ -247,7 +254,9 @@ class TunerService(tuner_service_pb2_grpc.TunerServiceServicer):
         ended = state_value(doc["state"]) in TERMINAL
         subject = streams.events_subject(doc["_id"], doc["run"])
         # After a final snapshot only what is already in the stream remains to be sent.
-        async for event in self._events(subject, request.after_sequence, idle=1.0 if ended else None):
+        async for event in self._events(
+            subject, request.after_sequence, idle=1.0 if ended else None
+        ):
             yield tuner_service_pb2.WatchJobResponse(event=event)
             if event.WhichOneof("kind") == "state_changed" and (
                 event.state_changed.job.state in TERMINAL
@@ -255,7 +264,7 @@ class TunerService(tuner_service_pb2_grpc.TunerServiceServicer):
                 return
 
     async def WatchEvents(
-        self, request: tuner_service_pb2.WatchEventsRequest, context: grpc.aio.ServicerContext
+        self, request: tuner_service_pb2.WatchEventsRequest, context: Context
     ) -> AsyncIterator[tuner_service_pb2.WatchEventsResponse]:
         async for event in self._events(
             streams.EVENTS_SUBJECTS, request.after_sequence, new_only=not request.after_sequence

@@ -8,7 +8,6 @@ from typing import Any
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from store.transitions import state_name, state_value
 from tuner.hyperparameters import DATASETS, MODELS, OPTIMIZERS, name_of
 from tuner.v1 import job_pb2
 
@@ -56,9 +55,9 @@ def hyperparameters_from(doc: Document) -> job_pb2.Hyperparameters:
         epochs=doc["epochs"],
         learning_rate=doc["learning_rate"],
         batch_size=doc["batch_size"],
-        dataset=DATASETS[doc["dataset"]],  # type: ignore[arg-type]
-        model=MODELS[doc["model"]],  # type: ignore[arg-type]
-        optimizer=OPTIMIZERS[doc["optimizer"]],  # type: ignore[arg-type]
+        dataset=DATASETS[doc["dataset"]],
+        model=MODELS[doc["model"]],
+        optimizer=OPTIMIZERS[doc["optimizer"]],
         seed=doc["seed"],
     )
 
@@ -121,7 +120,7 @@ def job_from(doc: Document) -> job_pb2.Job:
     job = job_pb2.Job(
         id=doc["_id"],
         hyperparameters=hyperparameters_from(doc["hyperparameters"]),
-        state=state_value(doc["state"]),  # type: ignore[arg-type]
+        state="JOB_STATE_" + doc["state"],
         owner=doc["owner"],
         attempts=doc["attempts"],
         error=doc["error"],
@@ -155,11 +154,3 @@ def job_from(doc: Document) -> job_pb2.Job:
         if (ts := _timestamp(doc.get(field))) is not None:
             getattr(job, field).CopyFrom(ts)
     return job
-
-
-def state_of(doc: Document) -> int:
-    return state_value(doc["state"])
-
-
-def job_state_name(state: int) -> str:
-    return state_name(state)

@@ -172,12 +172,11 @@ class JobStore:
     async def rank(self, doc: Document) -> None:
         """Put a SUCCEEDED job on the leaderboard and keep only the best LEADERBOARD_SIZE."""
         await self.leaderboard.replace_one({"_id": doc["_id"]}, doc, upsert=True)
-        cursor = self.leaderboard.find({}, {"_id": 1}).sort(LEADERBOARD_ORDER).skip(LEADERBOARD_SIZE)
+        cursor = (
+            self.leaderboard.find({}, {"_id": 1}).sort(LEADERBOARD_ORDER).skip(LEADERBOARD_SIZE)
+        )
         if losers := [d["_id"] for d in await cursor.to_list()]:
             await self.leaderboard.delete_many({"_id": {"$in": losers}})
-
-    async def unrank(self, job_id: str) -> None:
-        await self.leaderboard.delete_one({"_id": job_id})
 
     async def top(self, limit: int) -> list[Document]:
         cursor = self.leaderboard.find({}).sort(LEADERBOARD_ORDER).limit(limit)

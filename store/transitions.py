@@ -28,7 +28,7 @@ def allowed(source: int, target: int) -> bool:
 
 
 def state_name(state: int) -> str:
-    return job_pb2.JobState.Name(state).removeprefix("JOB_STATE_")  # type: ignore[arg-type]
+    return job_pb2.JobState.Name(state).removeprefix("JOB_STATE_")
 
 
 def state_value(name: str) -> int:

@@ -54,7 +54,9 @@ class Worker:
             hand_back.cancel()
             await sub.unsubscribe()
 
-    async def _consume(self, sub: JetStreamContext.PullSubscription, stopping: asyncio.Event) -> None:
+    async def _consume(
+        self, sub: JetStreamContext.PullSubscription, stopping: asyncio.Event
+    ) -> None:
         while not stopping.is_set():
             try:
                 msgs = await sub.fetch(1, timeout=1)
@@ -113,12 +115,11 @@ class Worker:
         loop = asyncio.get_running_loop()
         heartbeat = asyncio.create_task(self._heartbeat(msg))
         log.info("job %s run %d attempt %d: training", request.job_id, request.run, attempt)
-        await events.publish(
-            started=event_pb2.JobStarted(trainer=self._config.name, device=str(self._device))
-        )
+        started = event_pb2.JobStarted(trainer=self._config.name, device=str(self._device))
+        await events.publish("started", started)
 
-        def report(**kind: Message) -> None:
-            loop.call_soon_threadsafe(events.enqueue, kind)
+        def report(kind: str, message: Message) -> None:
+            loop.call_soon_threadsafe(events.enqueue, kind, message)
 
         def work() -> job_pb2.Result:
             data = self._data.get(request.hyperparameters.dataset, self._device)
@@ -126,8 +127,8 @@ class Worker:
                 request.hyperparameters,
                 data,
                 self._device,
-                on_progress=lambda p: report(progress=p),
-                on_epoch=lambda m: report(epoch_completed=m),
+                on_progress=lambda p: report("progress", p),
+                on_epoch=lambda m: report("epoch_completed", m),
                 should_stop=current.stop.is_set,
                 progress_interval=self._config.progress_interval,
             )
@@ -155,14 +156,14 @@ class Worker:
         finally:
             heartbeat.cancel()
         await events.flush()
-        await events.publish(succeeded=result)
+        await events.publish("succeeded", result)
         await msg.ack()
         log.info("job %s run %d: accuracy %.4f", request.job_id, request.run, result.test_accuracy)
 
     async def _fail(self, events: Events, msg: Msg, reason: str) -> None:
         log.warning("job %s run %d failed: %s", events.job_id, events.run, reason)
         await events.flush()
-        await events.publish(failed=event_pb2.JobFailure(reason=reason))
+        await events.publish("failed", event_pb2.JobFailure(reason=reason))
         await msg.term()
 
     async def _heartbeat(self, msg: Msg) -> None:
@@ -184,15 +185,15 @@ class Events:
         self.run = run
         self._attempt = attempt
         self._subject = streams.events_subject(job_id, run)
-        self._pending: collections.deque[dict[str, Message]] = collections.deque()
+        self._pending: collections.deque[tuple[str, Message]] = collections.deque()
         self._wake = asyncio.Event()
         self._sender = asyncio.create_task(self._send())
 
-    def enqueue(self, kind: dict[str, Message]) -> None:
-        if "progress" in kind and self._pending and "progress" in self._pending[-1]:
-            self._pending[-1] = kind
+    def enqueue(self, kind: str, message: Message) -> None:
+        if kind == "progress" and self._pending and self._pending[-1][0] == "progress":
+            self._pending[-1] = (kind, message)
         else:
-            self._pending.append(kind)
+            self._pending.append((kind, message))
         self._wake.set()
 
     async def _send(self) -> None:
@@ -200,7 +201,7 @@ class Events:
             await self._wake.wait()
             self._wake.clear()
             while self._pending:
-                await self.publish(**self._pending[0])
+                await self.publish(*self._pending[0])
                 self._pending.popleft()
 
     async def flush(self) -> None:
@@ -209,8 +210,9 @@ class Events:
             await asyncio.sleep(0.01)
         self._sender.cancel()
 
-    async def publish(self, **kind: Message) -> None:
-        event = event_pb2.JobEvent(job_id=self.job_id, run=self.run, attempt=self._attempt, **kind)
+    async def publish(self, kind: str, message: Message) -> None:
+        event = event_pb2.JobEvent(job_id=self.job_id, run=self.run, attempt=self._attempt)
+        getattr(event, kind).CopyFrom(message)
         event.time.GetCurrentTime()
         for delay in (0.1, 0.5, 1, 2, 5, 10):
             try:

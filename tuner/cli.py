@@ -24,8 +24,14 @@ class CommandError(Exception):
 def add_hyperparameters(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("hyperparameters")
     group.add_argument("--epochs", type=int, required=True, help="1..100")
-    group.add_argument("--lr", "--learning-rate", dest="lr", type=float, required=True,
-                       help="learning rate, in (0, 10]")
+    group.add_argument(
+        "--lr",
+        "--learning-rate",
+        dest="lr",
+        type=float,
+        required=True,
+        help="learning rate, in (0, 10]",
+    )
     group.add_argument("--batch-size", type=int, required=True, help="1..8192")
     group.add_argument("--dataset", choices=DATASETS, default="mnist", help="default: mnist")
     group.add_argument("--model", choices=MODELS, default="cnn", help="default: cnn")
@@ -38,9 +44,9 @@ def hyperparameters(args: argparse.Namespace) -> job_pb2.Hyperparameters:
         epochs=args.epochs,
         learning_rate=args.lr,
         batch_size=args.batch_size,
-        dataset=DATASETS[args.dataset],  # type: ignore[arg-type]
-        model=MODELS[args.model],  # type: ignore[arg-type]
-        optimizer=OPTIMIZERS[args.optimizer],  # type: ignore[arg-type]
+        dataset=DATASETS[args.dataset],
+        model=MODELS[args.model],
+        optimizer=OPTIMIZERS[args.optimizer],
         seed=args.seed,
     )
 
@@ -130,7 +136,7 @@ async def jobs(client: TunerClient, args: argparse.Namespace) -> int:
 
 
 async def leaderboard(client: TunerClient, args: argparse.Namespace) -> int:
-    ranked = await client.leaderboard(args.limit)
+    ranked: list[job_pb2.Job] = await client.leaderboard(args.limit)
     if args.json:
         print(to_json(tuner_service_pb2.GetLeaderboardResponse(jobs=ranked)))
         return 0
@@ -165,10 +171,16 @@ def parser() -> argparse.ArgumentParser:
         description="Tune hyperparameters of PyTorch models on MNIST-style data.",
     )
     client = argparse.ArgumentParser(add_help=False)
-    client.add_argument("--server", default=default_server(),
-                        help="scheduler address (env TUNER_SERVER; default %(default)s)")
-    client.add_argument("--user", default=default_user(),
-                        help="your user id (env TUNER_USER; default: your login name)")
+    client.add_argument(
+        "--server",
+        default=default_server(),
+        help="scheduler address (env TUNER_SERVER; default %(default)s)",
+    )
+    client.add_argument(
+        "--user",
+        default=default_user(),
+        help="your user id (env TUNER_USER; default: your login name)",
+    )
     json = argparse.ArgumentParser(add_help=False)
     json.add_argument("--json", action="store_true", help="print proto3 JSON")
     commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -188,9 +200,13 @@ def parser() -> argparse.ArgumentParser:
     p = commands.add_parser("watch", parents=[client, json], help="follow a job until it ends")
     p.add_argument("job_id")
     p = commands.add_parser("jobs", parents=[client, json], help="list your jobs, newest first")
-    p.add_argument("--state", action="append", default=[],
-                   choices=["queued", "running", "succeeded", "failed", "cancelled"],
-                   help="only jobs in this state (repeatable)")
+    p.add_argument(
+        "--state",
+        action="append",
+        default=[],
+        choices=["queued", "running", "succeeded", "failed", "cancelled"],
+        help="only jobs in this state (repeatable)",
+    )
     p.add_argument("--limit", type=int, default=20, help="at most this many (1..100)")
     p = commands.add_parser("leaderboard", parents=[client, json], help="the best jobs")
     p.add_argument("--limit", type=int, default=10, help="1..50 (default 10)")
@@ -221,8 +237,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(run_client(args))
     except grpc.aio.AioRpcError as error:
         if error.code() == grpc.StatusCode.UNAVAILABLE:
-            print(f"tuner: cannot reach the scheduler at {args.server}: {error.details()}",
-                  file=sys.stderr)
+            print(
+                f"tuner: cannot reach the scheduler at {args.server}: {error.details()}",
+                file=sys.stderr,
+            )
         else:
             print(f"tuner: {error.code().name}: {error.details()}", file=sys.stderr)
         return 1

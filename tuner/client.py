@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import builtins
 import getpass
 import os
 from collections.abc import AsyncIterator, Sequence
+from typing import cast
 
 import grpc
 
@@ -41,9 +43,7 @@ class TunerClient:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    async def submit(
-        self, hp: job_pb2.Hyperparameters
-    ) -> tuner_service_pb2.SubmitJobResponse:
+    async def submit(self, hp: job_pb2.Hyperparameters) -> tuner_service_pb2.SubmitJobResponse:
         request = tuner_service_pb2.SubmitJobRequest(hyperparameters=hp)
         return await self._stub.SubmitJob(request, metadata=self._metadata)
 
@@ -59,16 +59,18 @@ class TunerClient:
 
     async def list(
         self,
-        states: Sequence[job_pb2.JobState.ValueType] = (),
+        states: Sequence[int] = (),
         page_size: int = 0,
         page_token: str = "",
     ) -> tuner_service_pb2.ListJobsResponse:
         request = tuner_service_pb2.ListJobsRequest(
-            states=states, page_size=page_size, page_token=page_token
+            states=cast("builtins.list[job_pb2.JobState]", builtins.list(states)),
+            page_size=page_size,
+            page_token=page_token,
         )
         return await self._stub.ListJobs(request, metadata=self._metadata)
 
-    async def leaderboard(self, limit: int = 0) -> list[job_pb2.Job]:
+    async def leaderboard(self, limit: int = 0) -> builtins.list[job_pb2.Job]:
         request = tuner_service_pb2.GetLeaderboardRequest(limit=limit)
         response = await self._stub.GetLeaderboard(request, metadata=self._metadata)
         return list(response.jobs)
@@ -106,6 +108,6 @@ TERMINAL_STATES = frozenset(
 )
 
 
-def state_name(state: job_pb2.JobState.ValueType) -> str:
+def state_name(state: int) -> str:
     """'SUCCEEDED' for JOB_STATE_SUCCEEDED."""
     return job_pb2.JobState.Name(state).removeprefix("JOB_STATE_")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from tuner.v1 import job_pb2
@@ -34,7 +35,7 @@ class FieldError(ValueError):
         return f"{self.field}: {self.rule}"
 
 
-def name_of(names: dict[str, int], value: int) -> str:
+def name_of(names: Mapping[str, int], value: int) -> str:
     """The command-line name of an enum value ('mnist' for DATASET_MNIST)."""
     for name, number in names.items():
         if number == value:
@@ -62,7 +63,7 @@ def check_seed(value: int) -> None:
         raise FieldError("seed", f"must be between 0 and 2^63-1, got {value}")
 
 
-def _check_enum(field: str, names: dict[str, int], value: int) -> None:
+def _check_enum(field: str, names: Mapping[str, int], value: int) -> None:
     if value not in names.values():
         known = ", ".join(names)
         raise FieldError(field, f"must be one of {known}, got enum value {value}")

@@ -43,7 +43,7 @@ def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"{process.args[0]} exited with {process.returncode}")
+            raise RuntimeError(f"{process.args!r} exited with {process.returncode}")
         try:
             with socket.create_connection((LOOPBACK, port), timeout=0.5):
                 return
@@ -101,7 +101,16 @@ class Stack:
     def start_nats(self, port: int | None = None) -> str:
         port = port or free_port()
         store = self.state_dir / "nats"
-        args = [executable("nats-server"), "-js", "-a", LOOPBACK, "-p", str(port), "-sd", str(store)]
+        args = [
+            executable("nats-server"),
+            "-js",
+            "-a",
+            LOOPBACK,
+            "-p",
+            str(port),
+            "-sd",
+            str(store),
+        ]
         wait_for_port(port, self._start("nats", args))
         url = f"nats://{LOOPBACK}:{port}"
         self.env["TUNER_NATS_URL"] = url
@@ -112,10 +121,14 @@ class Stack:
         storage = ":memory:" if in_memory else str(self.state_dir / "db")
         args = [
             executable("secantusd-py"),
-            "--host", LOOPBACK,
-            "--port", str(port),
-            "--storage-path", storage,
-            "--log-level", "WARNING",
+            "--host",
+            LOOPBACK,
+            "--port",
+            str(port),
+            "--storage-path",
+            storage,
+            "--log-level",
+            "WARNING",
         ]
         if not in_memory:
             args.append("--sync-on-commit")

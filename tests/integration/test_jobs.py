@@ -220,10 +220,26 @@ async def test_listing_my_jobs(client: TunerClient, running_stack: RunningStack)
 
 def test_the_cli_submits_waits_and_prints_json(running_stack: RunningStack) -> None:
     env = dict(os.environ, TUNER_SERVER=running_stack.address, TUNER_USER="cli")
-    args = ["submit", "--epochs", "1", "--lr", "0.002", "--batch-size", "128", "--model", "mlp",
-            "--seed", "1006", "--wait", "--json"]
+    args = [
+        "submit",
+        "--epochs",
+        "1",
+        "--lr",
+        "0.002",
+        "--batch-size",
+        "128",
+        "--model",
+        "mlp",
+        "--seed",
+        "1006",
+        "--wait",
+        "--json",
+    ]
     done = subprocess.run(
-        [sys.executable, "-m", "tuner.cli", *args], env=env, capture_output=True, text=True,
+        [sys.executable, "-m", "tuner.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
         timeout=300,
     )
     assert done.returncode == 0, done.stderr
@@ -233,8 +249,22 @@ def test_the_cli_submits_waits_and_prints_json(running_stack: RunningStack) -> N
     assert job["owner"] == "cli"
 
     bad = subprocess.run(
-        [sys.executable, "-m", "tuner.cli", "submit", "--epochs", "0", "--lr", "0.1",
-         "--batch-size", "8"], env=env, capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "tuner.cli",
+            "submit",
+            "--epochs",
+            "0",
+            "--lr",
+            "0.1",
+            "--batch-size",
+            "8",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert bad.returncode == 1
     assert bad.stderr.strip() == (

@@ -106,8 +106,14 @@ async def test_epochs_are_recorded_once(store: JobStore) -> None:
     await store.insert(doc)
     jid = str(doc["_id"])
     await store.transition(jid, 1, RUNNING, {"attempts": 1}, attempt=0)
-    metrics = {"epoch": 1, "train_loss": 0.5, "test_loss": 0.4, "test_accuracy": 0.9,
-               "training_seconds": 1.0, "evaluation_seconds": 0.1}
+    metrics = {
+        "epoch": 1,
+        "train_loss": 0.5,
+        "test_loss": 0.4,
+        "test_accuracy": 0.9,
+        "training_seconds": 1.0,
+        "evaluation_seconds": 0.1,
+    }
     assert await store.add_epoch(jid, 1, 1, metrics, {"epoch": 1})
     assert not await store.add_epoch(jid, 1, 1, metrics, {"epoch": 1})
     assert not await store.add_epoch(jid, 1, 2, dict(metrics, epoch=2), {"epoch": 2}), "attempt"
@@ -122,8 +128,9 @@ async def test_the_leaderboard_ranks_by_accuracy_then_training_time(store: JobSt
         doc = job_doc(seed)
         doc.update(state="SUCCEEDED", result=result(accuracy, seconds))
         await store.rank(doc)
-    ranked = [(d["result"]["test_accuracy"], d["result"]["training_seconds"])
-              for d in await store.top(10)]
+    ranked = [
+        (d["result"]["test_accuracy"], d["result"]["training_seconds"]) for d in await store.top(10)
+    ]
     assert ranked == [(0.95, 3.0), (0.95, 9.0), (0.90, 5.0), (0.80, 1.0)]
     assert len(await store.top(2)) == 2
 

@@ -107,7 +107,13 @@ def test_bad_values_name_the_field_and_the_rule(fields: dict[str, object], field
 
 @pytest.mark.parametrize(
     "fields",
-    [{"epochs": 1}, {"epochs": 100}, {"learning_rate": 10.0}, {"batch_size": 8192}, {"seed": 2**63 - 1}],
+    [
+        {"epochs": 1},
+        {"epochs": 100},
+        {"learning_rate": 10.0},
+        {"batch_size": 8192},
+        {"seed": 2**63 - 1},
+    ],
 )
 def test_boundaries_are_accepted(fields: dict[str, object]) -> None:
     normalized(hp(**fields))
