@@ -10,6 +10,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from scheduler.advisories import GiveUps
 from scheduler.config import Config
 from scheduler.dispatch import Dispatcher
 from scheduler.reconciler import reconcile
@@ -55,6 +56,7 @@ async def main(config: Config) -> None:
     await server.start()
     tasks = [
         asyncio.create_task(Recorder(js, store, dispatcher).run(stopping)),
+        asyncio.create_task(GiveUps(js, store, dispatcher).run(stopping)),
         asyncio.create_task(reconcile(store, dispatcher, stopping)),
     ]
     for name in ("", SERVICE_NAME):

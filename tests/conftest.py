@@ -60,8 +60,9 @@ def start_stack(state_dir: Path, data_dir: Path, trainers: int = 1, **env: str) 
         nats_url = stack.start_nats()
         mongo_uri = stack.start_mongo(in_memory=True)
         address = stack.start_scheduler()
+        threads = max(1, (os.cpu_count() or 1) // max(trainers, 1))
         for index in range(1, trainers + 1):
-            stack.start_trainer(index)
+            stack.start_trainer(index, threads)
     except BaseException:
         stack.stop()
         raise

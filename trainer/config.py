@@ -23,6 +23,7 @@ class Config:
     name: str
     queue: QueuePolicy
     progress_interval: float
+    torch_threads: int  # 0: torch's default, every core
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Config:
@@ -37,4 +38,5 @@ class Config:
                 max_deliver=int(e.get("TUNER_MAX_DELIVER", "3")),
             ),
             progress_interval=float(e.get("TUNER_PROGRESS_INTERVAL", "0.2")),
+            torch_threads=int(e.get("TUNER_TORCH_THREADS", "0")),
         )

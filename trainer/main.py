@@ -6,6 +6,8 @@ import asyncio
 import logging
 import signal
 
+import torch
+
 from trainer.config import Config
 from trainer.worker import Worker
 from tuner import streams
@@ -14,6 +16,9 @@ log = logging.getLogger(__name__)
 
 
 async def main(config: Config) -> None:
+    if config.torch_threads:
+        # Trainers sharing a host must split its cores: oversubscribed, torch slows ~20x.
+        torch.set_num_threads(config.torch_threads)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -95,6 +95,10 @@ class Stack:
         self.processes.append((name, process))
         return process
 
+    def process(self, name: str) -> subprocess.Popen[bytes]:
+        """The latest process started under `name`."""
+        return next(p for n, p in reversed(self.processes) if n == name)
+
     def log_path(self, name: str) -> Path:
         return self.state_dir / "logs" / f"{name}.log"
 
@@ -145,8 +149,11 @@ class Stack:
         self.env["TUNER_SERVER"] = address
         return address
 
-    def start_trainer(self, index: int = 1) -> subprocess.Popen[bytes]:
+    def start_trainer(self, index: int = 1, threads: int = 0) -> subprocess.Popen[bytes]:
+        """`threads` limits torch's threads, so that trainers sharing cores don't thrash."""
         env = dict(self.env, TUNER_TRAINER_NAME=f"trainer-{index}")
+        if threads:
+            env["TUNER_TORCH_THREADS"] = str(threads)
         saved, self.env = self.env, env
         try:
             return self._start(f"trainer-{index}", [sys.executable, "-m", "trainer"])

@@ -30,6 +30,13 @@ SCHEDULER_CONSUMER = "scheduler"
 
 CANCEL_SUBJECTS = "tuner.cancel.*"
 
+# JetStream announces a job that used up its deliveries here; a stream keeps the notices
+# so that none is missed while the scheduler is down.
+ADVISORIES_STREAM = "TUNER_ADVISORIES"
+MAX_DELIVERIES_SUBJECT = (
+    f"$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{JOBS_STREAM}.{TRAINERS_CONSUMER}"
+)
+
 DUPLICATE_WINDOW_SECONDS = 600.0
 
 
@@ -99,6 +106,12 @@ async def ensure_streams(
             max_age=events_max_age_seconds,
             duplicate_window=DUPLICATE_WINDOW_SECONDS,
         ),
+        StreamConfig(
+            name=ADVISORIES_STREAM,
+            subjects=[MAX_DELIVERIES_SUBJECT],
+            retention=RetentionPolicy.WORK_QUEUE,
+            storage=StorageType.FILE,
+        ),
     ]
     for config in streams:
         try:
@@ -125,6 +138,15 @@ async def ensure_streams(
                 filter_subject=EVENTS_SUBJECTS,
                 deliver_policy=DeliverPolicy.ALL,
                 max_ack_pending=1000,
+            ),
+        ),
+        (
+            ADVISORIES_STREAM,
+            ConsumerConfig(
+                durable_name=SCHEDULER_CONSUMER,
+                ack_policy=AckPolicy.EXPLICIT,
+                ack_wait=30.0,
+                deliver_policy=DeliverPolicy.ALL,
             ),
         ),
     ]

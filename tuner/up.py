@@ -32,8 +32,9 @@ def up(args: argparse.Namespace) -> int:
         if not os.environ.get("TUNER_MONGO_URI"):
             stack.start_mongo()
         address = stack.start_scheduler(args.port)
+        threads = max(1, (os.cpu_count() or 1) // args.trainers) if args.trainers > 1 else 0
         for index in range(1, args.trainers + 1):
-            stack.start_trainer(index)
+            stack.start_trainer(index, threads)
         if args.no_tui:
             print(
                 f"tuner: scheduler on {address}, {args.trainers} trainer(s), logs in "

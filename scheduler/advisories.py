@@ -1,0 +1,84 @@
+"""Fails the jobs JetStream gave up on: every trainer that took them went silent."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+
+from google.protobuf.message import DecodeError
+from nats.aio.msg import Msg
+from nats.errors import TimeoutError as NatsTimeout
+from nats.js import JetStreamContext
+from nats.js.errors import NotFoundError
+from pymongo.errors import PyMongoError
+
+from scheduler.dispatch import Dispatcher
+from store.documents import now
+from store.jobs import JobStore
+from store.transitions import FAILED
+from tuner import streams
+from tuner.v1 import event_pb2
+
+log = logging.getLogger(__name__)
+
+
+class GiveUps:
+    """Consumes MAX_DELIVERIES advisories of the job queue."""
+
+    def __init__(self, js: JetStreamContext, store: JobStore, dispatcher: Dispatcher) -> None:
+        self._js = js
+        self._store = store
+        self._dispatcher = dispatcher
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        sub = await self._js.pull_subscribe_bind(
+            durable=streams.SCHEDULER_CONSUMER, stream=streams.ADVISORIES_STREAM
+        )
+        try:
+            while not stopping.is_set():
+                try:
+                    msgs = await sub.fetch(10, timeout=1)
+                except NatsTimeout:
+                    continue
+                except Exception as error:  # a reconnecting client raises several kinds
+                    log.warning("fetching advisories failed: %s", error)
+                    await asyncio.sleep(1)
+                    continue
+                for msg in msgs:
+                    try:
+                        await self.handle(msg)
+                    except PyMongoError as error:
+                        log.warning("database unavailable, advisory kept: %s", error)
+                        await msg.nak(delay=1)
+                        continue
+                    await msg.ack()
+        finally:
+            await sub.unsubscribe()
+
+    async def handle(self, msg: Msg) -> None:
+        try:
+            advisory = json.loads(msg.data)
+            sequence = int(advisory["stream_seq"])
+            deliveries = int(advisory.get("deliveries", 0))
+        except (ValueError, KeyError, TypeError):
+            log.warning("dropped a malformed advisory")
+            return
+        try:
+            work = await self._js.get_msg(streams.JOBS_STREAM, sequence)
+            request = event_pb2.TrainRequest.FromString(work.data or b"")
+        except NotFoundError:
+            return  # acknowledged or withdrawn meanwhile
+        except DecodeError:
+            log.warning("dropped a malformed job message at sequence %d", sequence)
+            await self._js.delete_msg(streams.JOBS_STREAM, sequence)
+            return
+        reason = f"gave up after {deliveries} deliveries: each trainer stopped answering"
+        changes = {"error": reason, "end_time": now()}
+        if await self._store.transition(request.job_id, request.run, FAILED, changes):
+            log.warning("job %s run %d failed: %s", request.job_id, request.run, reason)
+            if (doc := await self._store.get(request.job_id)) is not None:
+                await self._dispatcher.announce(doc)
+        with contextlib.suppress(NotFoundError):
+            await self._js.delete_msg(streams.JOBS_STREAM, sequence)
