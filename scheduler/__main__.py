@@ -1,12 +1,16 @@
 """python -m scheduler: run the scheduler with configuration from the environment."""
 
 import asyncio
-import logging
+import sys
 
+from scheduler.auth import ConfigError
 from scheduler.config import Config
 from scheduler.main import main
 from tuner.logs import setup_logging
 
 setup_logging()
-logging.getLogger(__name__).debug("starting")
-asyncio.run(main(Config.from_env()))
+try:
+    config = Config.from_env()
+except ConfigError as error:
+    sys.exit(f"scheduler: {error}")
+asyncio.run(main(config))

@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from scheduler.advisories import GiveUps
+from scheduler.auth import AuthInterceptor
 from scheduler.config import Config
 from scheduler.dispatch import Dispatcher
 from scheduler.reconciler import reconcile
@@ -40,19 +42,24 @@ async def main(config: Config) -> None:
     dispatcher = Dispatcher(nc, js, store)
 
     server = grpc.aio.server(
+        interceptors=[AuthInterceptor(config.tokens)],
         options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES)],
     )
     tuner_service_pb2_grpc.add_TunerServiceServicer_to_server(
-        TunerService(store, dispatcher, js), server
+        TunerService(store, dispatcher, js, config.max_active_per_user), server
     )
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
         [SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME], server
     )
-    port = server.add_insecure_port(config.listen)
-    if port == 0:
-        raise SystemExit(f"cannot listen on {config.listen}")
+    if config.tls_cert_file:
+        credentials = grpc.ssl_server_credentials(
+            [(Path(config.tls_key_file).read_bytes(), Path(config.tls_cert_file).read_bytes())]
+        )
+        server.add_secure_port(config.listen, credentials)
+    else:
+        server.add_insecure_port(config.listen)
     await server.start()
     tasks = [
         asyncio.create_task(Recorder(js, store, dispatcher).run(stopping)),
@@ -61,7 +68,12 @@ async def main(config: Config) -> None:
     ]
     for name in ("", SERVICE_NAME):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    log.info("scheduler serving on %s", config.listen)
+    log.info(
+        "scheduler serving on %s (%s, %s)",
+        config.listen,
+        "TLS" if config.tls_cert_file else "plaintext",
+        f"{len(set(config.tokens.values()))} users with tokens" if config.tokens else "no tokens",
+    )
 
     await stopping.wait()
     log.info("scheduler stopping")

@@ -18,12 +18,12 @@ from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy
 from pymongo.errors import PyMongoError
 
+from scheduler.auth import current_user
 from scheduler.dispatch import Dispatcher
 from store.documents import Document, job_from, new_job, now
 from store.jobs import JobStore
 from store.transitions import CANCELLED, TERMINAL, state_name, state_value
 from tuner import streams
-from tuner.client import USER_METADATA_KEY
 from tuner.hyperparameters import FieldError, canonical_key, job_id, normalized
 from tuner.v1 import event_pb2, job_pb2, tuner_service_pb2, tuner_service_pb2_grpc
 
@@ -35,11 +35,11 @@ else:
 log = logging.getLogger(__name__)
 
 JOB_ID = re.compile(r"[0-9a-f]{32}")
-USER = re.compile(r"[\w.@+-]{1,128}")
 MAX_PAGE_SIZE = 100
 DEFAULT_PAGE_SIZE = 20
 MAX_LEADERBOARD = 50
 DEFAULT_LEADERBOARD = 10
+RERUNNABLE = ("FAILED", "CANCELLED")
 
 Response = TypeVar("Response")
 Handler = Callable[[Any, Any, Context], Awaitable[Response]]
@@ -60,16 +60,9 @@ def database_errors(handler: Handler[Response]) -> Handler[Response]:
     return wrapped
 
 
-async def caller(context: Context) -> str:
-    for key, value in context.invocation_metadata() or ():
-        if key == USER_METADATA_KEY:
-            if not USER.fullmatch(str(value)):
-                await context.abort(
-                    grpc.StatusCode.INVALID_ARGUMENT,
-                    f"{USER_METADATA_KEY}: must be 1-128 letters, digits or . @ + - _",
-                )
-            return str(value)
-    return "anonymous"
+def caller() -> str:
+    """The user the auth interceptor identified for this call."""
+    return current_user.get()
 
 
 async def valid_hyperparameters(
@@ -107,15 +100,22 @@ def parse_page_token(token: str) -> tuple[datetime, str]:
 
 
 class TunerService(tuner_service_pb2_grpc.TunerServiceServicer):
-    def __init__(self, store: JobStore, dispatcher: Dispatcher, js: JetStreamContext) -> None:
+    def __init__(
+        self,
+        store: JobStore,
+        dispatcher: Dispatcher,
+        js: JetStreamContext,
+        max_active_per_user: int = 100,
+    ) -> None:
         self._store = store
         self._dispatcher = dispatcher
         self._js = js
+        self._max_active = max_active_per_user
 
     async def _get(self, job_id: str, context: Context) -> Document:
         doc = await self._store.get(await valid_job_id(job_id, context))
         if doc is None:
-            await context.abort(grpc.StatusCode.NOT_FOUND, f"job {job_id} not found")
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"job_id: no job {job_id} exists")
             raise AssertionError("unreachable")
         return doc
 
@@ -123,24 +123,34 @@ class TunerService(tuner_service_pb2_grpc.TunerServiceServicer):
     async def SubmitJob(
         self, request: tuner_service_pb2.SubmitJobRequest, context: Context
     ) -> tuner_service_pb2.SubmitJobResponse:
-        user = await caller(context)
+        user = caller()
         hp = await valid_hyperparameters(request.hyperparameters, context)
         key = canonical_key(hp)
         jid = job_id(key)
-        doc = new_job(jid, key, hp, user)
-        if not await self._store.insert(doc):
-            existing = await self._store.get(jid)
-            if existing is None or existing["key"] != key:
-                log.error("job id %s is taken by another configuration", jid)
-                await context.abort(grpc.StatusCode.INTERNAL, "job id collision")
-                raise AssertionError("unreachable")
-            if existing["state"] not in ("FAILED", "CANCELLED") or not await self._store.requeue(
-                jid, existing["run"], user
-            ):
-                log.info("job %s resubmitted by %s: already %s", jid, user, existing["state"])
-                job = job_from(await self._store.get(jid) or existing)
-                return tuner_service_pb2.SubmitJobResponse(job=job, deduplicated=True)
-            doc = await self._store.get(jid) or existing
+        existing = await self._store.get(jid)
+        if existing is not None and existing["key"] != key:
+            log.error("job id %s is taken by another configuration", jid)
+            await context.abort(grpc.StatusCode.INTERNAL, "job id collision")
+        if existing is not None and existing["state"] not in RERUNNABLE:
+            log.info("job %s resubmitted by %s: already %s", jid, user, existing["state"])
+            return tuner_service_pb2.SubmitJobResponse(job=job_from(existing), deduplicated=True)
+        if await self._store.count_active(user, self._max_active) >= self._max_active:
+            await context.abort(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"{user} has {self._max_active} jobs queued or running, the most allowed: "
+                "wait for some to finish or cancel some",
+            )
+        # Another submission of the same configuration may win either write: then it is a duplicate.
+        if existing is None:
+            created = await self._store.insert(new_job(jid, key, hp, user))
+        else:
+            created = await self._store.requeue(jid, existing["run"], user)
+        doc = await self._store.get(jid)
+        if doc is None:
+            await context.abort(grpc.StatusCode.ABORTED, "the job changed meanwhile; try again")
+            raise AssertionError("unreachable")
+        if not created:
+            return tuner_service_pb2.SubmitJobResponse(job=job_from(doc), deduplicated=True)
         log.info("job %s run %d submitted by %s: %s", jid, doc["run"], user, key)
         try:
             await self._dispatcher.announce(doc)
@@ -164,7 +174,9 @@ class TunerService(tuner_service_pb2_grpc.TunerServiceServicer):
         hp = await valid_hyperparameters(request.hyperparameters, context)
         doc = await self._store.get(job_id(canonical_key(hp)))
         if doc is None:
-            await context.abort(grpc.StatusCode.NOT_FOUND, "no job has these hyperparameters")
+            await context.abort(
+                grpc.StatusCode.NOT_FOUND, "hyperparameters: no job has these hyperparameters"
+            )
             raise AssertionError("unreachable")
         return tuner_service_pb2.FindJobResponse(job=job_from(doc))
 
@@ -172,7 +184,7 @@ class TunerService(tuner_service_pb2_grpc.TunerServiceServicer):
     async def ListJobs(
         self, request: tuner_service_pb2.ListJobsRequest, context: Context
     ) -> tuner_service_pb2.ListJobsResponse:
-        user = await caller(context)
+        user = caller()
         size = request.page_size or DEFAULT_PAGE_SIZE
         if not 1 <= size <= MAX_PAGE_SIZE:
             await context.abort(
@@ -217,7 +229,7 @@ class TunerService(tuner_service_pb2_grpc.TunerServiceServicer):
     async def CancelJob(
         self, request: tuner_service_pb2.CancelJobRequest, context: Context
     ) -> tuner_service_pb2.CancelJobResponse:
-        user = await caller(context)
+        user = caller()
         doc = await self._get(request.job_id, context)
         if doc["owner"] != user:
             await context.abort(

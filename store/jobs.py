@@ -48,6 +48,7 @@ class JobStore:
     async def ensure_indexes(self) -> None:
         await self.jobs.create_index([("owner", ASCENDING), ("create_time", DESCENDING)])
         await self.jobs.create_index([("state", ASCENDING), ("dispatch_sequence", ASCENDING)])
+        await self.jobs.create_index([("owner", ASCENDING), ("state", ASCENDING)])
         await self.leaderboard.create_index(LEADERBOARD_ORDER)
 
     async def insert(self, doc: Document) -> bool:
@@ -161,6 +162,13 @@ class JobStore:
             ]
         cursor = self.jobs.find(query).sort([("create_time", DESCENDING), ("_id", ASCENDING)])
         return await cursor.limit(limit).to_list()
+
+    async def count_active(self, owner: str, at_most: int) -> int:
+        """The owner's QUEUED and RUNNING jobs, counted up to `at_most` (no full count)."""
+        cursor = self.jobs.find(
+            {"owner": owner, "state": {"$in": ["QUEUED", "RUNNING"]}}, {"_id": 1}
+        ).limit(at_most)
+        return len(await cursor.to_list())
 
     async def undispatched(self, older_than: datetime) -> list[Document]:
         """QUEUED jobs whose publish to the queue was never confirmed."""

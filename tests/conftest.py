@@ -51,14 +51,22 @@ class RunningStack:
         return self.stack.log_path(name).read_text(errors="replace")
 
 
-def start_stack(state_dir: Path, data_dir: Path, trainers: int = 1, **env: str) -> RunningStack:
+def start_stack(
+    state_dir: Path,
+    data_dir: Path,
+    trainers: int = 1,
+    nats_user: str = "",
+    nats_password: str = "",
+    db_in_memory: bool = True,
+    **env: str,
+) -> RunningStack:
     stack = Stack(state_dir)
     stack.env.update(TUNER_DATA_DIR=str(data_dir), TUNER_DEVICE="cpu", **env)
     stack.env.pop("TUNER_NATS_URL", None)
     stack.env.pop("TUNER_MONGO_URI", None)
     try:
-        nats_url = stack.start_nats()
-        mongo_uri = stack.start_mongo(in_memory=True)
+        nats_url = stack.start_nats(user=nats_user, password=nats_password)
+        mongo_uri = stack.start_mongo(in_memory=db_in_memory)
         address = stack.start_scheduler()
         threads = max(1, (os.cpu_count() or 1) // max(trainers, 1))
         for index in range(1, trainers + 1):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -181,6 +182,12 @@ def parser() -> argparse.ArgumentParser:
         default=default_user(),
         help="your user id (env TUNER_USER; default: your login name)",
     )
+    client.add_argument(
+        "--token", help="bearer token, where the scheduler requires one (env TUNER_TOKEN)"
+    )
+    client.add_argument(
+        "--tls-ca", help="CA certificate to reach a TLS scheduler (env TUNER_TLS_CA_FILE)"
+    )
     json = argparse.ArgumentParser(add_help=False)
     json.add_argument("--json", action="store_true", help="print proto3 JSON")
     commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -218,7 +225,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 async def run_client(args: argparse.Namespace) -> int:
-    async with TunerClient(args.server, args.user) as client:
+    async with TunerClient(args.server, args.user, args.token, args.tls_ca) as client:
         result: int = await COMMANDS[args.command](client, args)
         return result
 
@@ -233,6 +240,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "tui":
             from tui.app import run_tui
 
+            # the dashboard's client reads these from the environment
+            if args.token is not None:
+                os.environ["TUNER_TOKEN"] = args.token
+            if args.tls_ca is not None:
+                os.environ["TUNER_TLS_CA_FILE"] = args.tls_ca
             return run_tui(args.server, args.user)
         return asyncio.run(run_client(args))
     except grpc.aio.AioRpcError as error:

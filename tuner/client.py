@@ -25,14 +25,30 @@ def default_user() -> str:
 
 
 class TunerClient:
-    """One channel to the scheduler; every call names the user in its metadata."""
+    """One channel to the scheduler; every call carries who is calling.
 
-    def __init__(self, server: str, user: str) -> None:
+    `token` (default: env TUNER_TOKEN) is sent as a bearer token; a server that knows
+    tokens ignores `user`. `ca_file` (default: env TUNER_TLS_CA_FILE) turns TLS on.
+    """
+
+    def __init__(
+        self, server: str, user: str, token: str | None = None, ca_file: str | None = None
+    ) -> None:
         self.server = server
         self.user = user
-        self._channel = grpc.aio.insecure_channel(server)
+        token = os.environ.get("TUNER_TOKEN", "") if token is None else token
+        ca_file = os.environ.get("TUNER_TLS_CA_FILE", "") if ca_file is None else ca_file
+        if ca_file:
+            with open(ca_file, "rb") as ca:
+                credentials = grpc.ssl_channel_credentials(root_certificates=ca.read())
+            self._channel = grpc.aio.secure_channel(server, credentials)
+        else:
+            self._channel = grpc.aio.insecure_channel(server)
         self._stub = tuner_service_pb2_grpc.TunerServiceStub(self._channel)
-        self._metadata = ((USER_METADATA_KEY, user),)
+        metadata = [(USER_METADATA_KEY, user)]
+        if token:
+            metadata.append(("authorization", f"Bearer {token}"))
+        self._metadata = tuple(metadata)
 
     async def close(self) -> None:
         await self._channel.close()

@@ -52,10 +52,17 @@ def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 
     raise TimeoutError(f"nothing listens on port {port} after {timeout} s")
 
 
-def wait_until_serving(address: str, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
+def wait_until_serving(
+    address: str, process: subprocess.Popen[bytes], timeout: float = 60, ca_file: str = ""
+) -> None:
     """Waits for grpc.health.v1 to answer SERVING."""
     deadline = time.monotonic() + timeout
-    with grpc.insecure_channel(address) as channel:
+    if ca_file:
+        credentials = grpc.ssl_channel_credentials(Path(ca_file).read_bytes())
+        channel = grpc.secure_channel(address, credentials)
+    else:
+        channel = grpc.insecure_channel(address)
+    with channel:
         stub = health_pb2_grpc.HealthStub(channel)
         while time.monotonic() < deadline:
             if process.poll() is not None:
@@ -102,21 +109,16 @@ class Stack:
     def log_path(self, name: str) -> Path:
         return self.state_dir / "logs" / f"{name}.log"
 
-    def start_nats(self, port: int | None = None) -> str:
+    def start_nats(self, port: int | None = None, user: str = "", password: str = "") -> str:
         port = port or free_port()
         store = self.state_dir / "nats"
-        args = [
-            executable("nats-server"),
-            "-js",
-            "-a",
-            LOOPBACK,
-            "-p",
-            str(port),
-            "-sd",
-            str(store),
-        ]
+        args = [executable("nats-server"), "-js", "-a", LOOPBACK, "-p", str(port)]
+        args += ["-sd", str(store)]
+        if user:
+            args += ["--user", user, "--pass", password]
         wait_for_port(port, self._start("nats", args))
-        url = f"nats://{LOOPBACK}:{port}"
+        credentials = f"{user}:{password}@" if user else ""
+        url = f"nats://{credentials}{LOOPBACK}:{port}"
         self.env["TUNER_NATS_URL"] = url
         return url
 
@@ -145,7 +147,7 @@ class Stack:
         address = f"{LOOPBACK}:{port or free_port()}"
         self.env["TUNER_LISTEN"] = address
         process = self._start("scheduler", [sys.executable, "-m", "scheduler"])
-        wait_until_serving(address, process)
+        wait_until_serving(address, process, ca_file=self.env.get("TUNER_TLS_CA_FILE", ""))
         self.env["TUNER_SERVER"] = address
         return address
 

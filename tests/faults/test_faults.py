@@ -6,6 +6,7 @@ import asyncio
 import signal
 import time
 
+import grpc
 import pymongo
 import pytest
 from nats.errors import TimeoutError as NatsTimeout
@@ -215,3 +216,30 @@ async def test_a_nats_restart_loses_no_queued_job(own_stack: StartStack) -> None
         # and both services still work after it
         late = (await client.submit(mlp(seed=2019, batch_size=256))).job
         await wait_for(client, late.id, SUCCEEDED, timeout=120)
+
+
+@pytest.mark.slow
+async def test_a_database_outage_answers_unavailable_and_loses_no_event(
+    own_stack: StartStack,
+) -> None:
+    running = own_stack(trainers=1, db_in_memory=False)
+    port = int(running.mongo_uri.rsplit(":", 1)[1].split("/")[0])
+    async with TunerClient(running.address, "alice") as client:
+        job = (await client.submit(long_mlp(seed=2030))).job
+        await wait_for(client, job.id, RUNNING)
+        database = running.stack.process("secantusdb")
+        database.send_signal(signal.SIGTERM)
+        database.wait(30)
+        with pytest.raises(grpc.aio.AioRpcError) as raised:
+            await client.get(job.id)
+        assert raised.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert raised.value.details() == "database unavailable, try again"
+        await asyncio.sleep(5)  # the trainer goes on reporting meanwhile
+        running.stack.start_mongo(port)
+        done = await wait_for(client, job.id, SUCCEEDED, timeout=300)
+    assert [m.epoch for m in done.history] == [1, 2, 3, 4], "no epoch event lost"
+    assert done.attempts == 1
+    assert results_recorded(running, job.id) == 2
+    for name, process in running.stack.processes:
+        if name != "secantusdb":
+            assert process.poll() is None, f"{name} died"

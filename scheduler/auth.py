@@ -1,0 +1,141 @@
+"""Who is calling: bearer tokens mapped to user ids, checked in one server interceptor."""
+
+from __future__ import annotations
+
+import contextvars
+import hmac
+import ipaddress
+import re
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from tuner.client import USER_METADATA_KEY
+
+USER = re.compile(r"[\w.@+-]{1,128}")
+TOKEN_LINE = re.compile(r"\s*([\w.@+-]{1,128})\s*:\s*(\S{16,})\s*")
+PROTECTED_PREFIX = "/tuner.v1."  # health checks and reflection stay open, for probes
+
+current_user: contextvars.ContextVar[str] = contextvars.ContextVar("current_user")
+
+
+class ConfigError(ValueError):
+    """Bad authentication settings; the message says which and why."""
+
+
+def parse_tokens(text: str, source: str) -> dict[str, str]:
+    """'user: token' per line (or comma-separated); tokens of 16+ characters. token -> user."""
+    tokens: dict[str, str] = {}
+    for number, line in enumerate(re.split(r"[\n,]", text), 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        match = TOKEN_LINE.fullmatch(line)
+        if match is None:
+            raise ConfigError(f"{source}, entry {number}: expected 'user: token' (16+ characters)")
+        user, token = match.groups()
+        tokens[token] = user
+    return tokens
+
+
+def load_tokens(env: Mapping[str, str]) -> dict[str, str]:
+    tokens: dict[str, str] = {}
+    if path := env.get("TUNER_TOKENS_FILE"):
+        try:
+            tokens.update(parse_tokens(Path(path).read_text(), path))
+        except OSError as error:
+            raise ConfigError(f"TUNER_TOKENS_FILE: cannot read {path}: {error.strerror}") from error
+    if text := env.get("TUNER_TOKENS"):
+        tokens.update(parse_tokens(text, "TUNER_TOKENS"))
+    return tokens
+
+
+def is_loopback(listen: str) -> bool:
+    host = listen.rsplit(":", 1)[0].strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _metadata(details: grpc.HandlerCallDetails) -> dict[str, str]:
+    return {key: str(value) for key, value in details.invocation_metadata or ()}
+
+
+class AuthInterceptor(grpc.aio.ServerInterceptor):
+    """With tokens: `authorization: Bearer TOKEN` names the user. Without (loopback only):
+    the caller names itself in `tuner-user` metadata."""
+
+    def __init__(self, tokens: Mapping[str, str]) -> None:
+        self._tokens = dict(tokens)
+
+    def identify(self, metadata: Mapping[str, str]) -> str | Refusal:
+        if not self._tokens:
+            user = metadata.get(USER_METADATA_KEY, "anonymous")
+            if not USER.fullmatch(user):
+                return Refusal(
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    f"{USER_METADATA_KEY}: must be 1-128 letters, digits or . @ + - _",
+                )
+            return user
+        scheme, _, token = metadata.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            return Refusal(
+                grpc.StatusCode.UNAUTHENTICATED,
+                "missing bearer token: set TUNER_TOKEN or pass --token",
+            )
+        for known, user in self._tokens.items():
+            if hmac.compare_digest(known.encode(), token.encode()):
+                return user
+        return Refusal(grpc.StatusCode.UNAUTHENTICATED, "unknown token")
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Any]],
+        details: grpc.HandlerCallDetails,
+    ) -> Any:
+        handler = await continuation(details)
+        if handler is None or not details.method.startswith(PROTECTED_PREFIX):
+            return handler
+        return _as(self.identify(_metadata(details)), handler)
+
+
+@dataclass(frozen=True)
+class Refusal:
+    code: grpc.StatusCode
+    reason: str
+
+
+def _as(caller: str | Refusal, handler: Any) -> Any:
+    """The same handler, run as the caller, or refusing. (grpc's stubs type only sync handlers.)"""
+
+    async def enter(context: grpc.aio.ServicerContext[Any, Any]) -> None:
+        if isinstance(caller, Refusal):
+            await context.abort(caller.code, caller.reason)
+        else:
+            current_user.set(caller)
+
+    if handler.unary_unary is not None:
+        unary_behavior = handler.unary_unary
+
+        async def unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+            await enter(context)
+            return await unary_behavior(request, context)
+
+        return grpc.unary_unary_rpc_method_handler(
+            unary, handler.request_deserializer, handler.response_serializer
+        )
+    stream_behavior = handler.unary_stream
+
+    async def stream(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        await enter(context)
+        async for response in stream_behavior(request, context):
+            yield response
+
+    return grpc.unary_stream_rpc_method_handler(
+        stream, handler.request_deserializer, handler.response_serializer
+    )
