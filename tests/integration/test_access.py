@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -163,7 +164,7 @@ async def test_secrets_never_reach_the_logs(
 
 
 def test_an_open_scheduler_needs_tokens() -> None:
-    with pytest.raises(ConfigError, match="TUNER_LISTEN=0.0.0.0:50051 is reachable"):
+    with pytest.raises(ConfigError, match=re.escape("TUNER_LISTEN=0.0.0.0:50051 is reachable")):
         Config.from_env({"TUNER_LISTEN": "0.0.0.0:50051"})
     assert Config.from_env({"TUNER_LISTEN": "0.0.0.0:50051", "TUNER_TOKENS": f"a: {ALICE}"})
     assert Config.from_env({"TUNER_LISTEN": "[::1]:50051"}).tokens == {}
