@@ -32,7 +32,7 @@ test: install check-generated ## run the tests (not the slow ones)
 	$(BIN)/pytest -m "not slow" $(PYTEST_ARGS)
 
 test-slow: install ## run the slow fault tests
-	$(BIN)/pytest -m slow $(PYTEST_ARGS)
+	$(BIN)/pytest -m "slow and not cluster" $(PYTEST_ARGS)
 
 check: lint types check-generated test ## lint, types, generated code, tests
 
@@ -63,6 +63,18 @@ check-generated: install ## fail if tuner/v1 differs from what protos/ generates
 
 bench: install ## run the benchmarks, append to benchmarks/RESULTS.md
 	$(BIN)/python -m benchmarks
+
+.PHONY: compose-up compose-down test-cluster
+
+compose-up: ## build the images, start MongoDB, NATS, scheduler, trainers (docker compose)
+	@test -f .env || { cp .env.example .env; echo "created .env from .env.example: change its passwords"; }
+	docker compose up -d --build
+
+compose-down: ## stop the compose stack (its volumes stay)
+	docker compose down
+
+test-cluster: install ## the multi-host test: NATS cluster, services on network namespaces (root)
+	$(BIN)/pytest -m cluster -rA $(PYTEST_ARGS)
 
 clean: ## remove the virtual environment and caches
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache build *.egg-info

@@ -9,7 +9,6 @@ import logging
 
 from google.protobuf.message import DecodeError
 from nats.aio.msg import Msg
-from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 from pymongo.errors import PyMongoError
@@ -40,10 +39,10 @@ class GiveUps:
             while not stopping.is_set():
                 try:
                     msgs = await sub.fetch(10, timeout=1)
-                except NatsTimeout:
+                except TimeoutError:  # nats-py raises its own or asyncio's
                     continue
                 except Exception as error:  # a reconnecting client raises several kinds
-                    log.warning("fetching advisories failed: %s", error)
+                    log.warning("fetching advisories failed: %r", error)
                     await asyncio.sleep(1)
                     continue
                 for msg in msgs:

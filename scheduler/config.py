@@ -46,6 +46,7 @@ class Config:
             queue=QueuePolicy(
                 ack_wait_seconds=number(e, "TUNER_ACK_WAIT_SECONDS", "30"),
                 max_deliver=int(number(e, "TUNER_MAX_DELIVER", "3", int)),
+                replicas=int(number(e, "TUNER_STREAM_REPLICAS", "1", int)),
             ),
             grace_seconds=number(e, "TUNER_GRACE_SECONDS", "5"),
             max_active_per_user=int(number(e, "TUNER_MAX_ACTIVE_PER_USER", "100", int)),

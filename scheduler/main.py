@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
+import socket
 from pathlib import Path
 
 import grpc
@@ -15,10 +17,13 @@ from scheduler.advisories import GiveUps
 from scheduler.auth import AuthInterceptor
 from scheduler.config import Config
 from scheduler.dispatch import Dispatcher
+from scheduler.jobs import Jobs
 from scheduler.reconciler import reconcile
 from scheduler.recorder import Recorder
 from scheduler.service import TunerService
+from scheduler.sweeps import SweepDriver
 from store.jobs import JobStore
+from store.sweeps import SweepStore
 from tuner import streams
 from tuner.v1 import tuner_service_pb2, tuner_service_pb2_grpc
 
@@ -40,13 +45,17 @@ async def main(config: Config) -> None:
     js = nc.jetstream()
     await streams.ensure_streams(js, config.queue)
     dispatcher = Dispatcher(nc, js, store)
+    jobs = Jobs(store, dispatcher, config.max_active_per_user)
+    sweeps = SweepStore(store.client, config.database)
+    await sweeps.ensure_indexes()
+    driver = SweepDriver(sweeps, store, jobs, name=f"{socket.gethostname()}-{os.getpid()}")
 
     server = grpc.aio.server(
         interceptors=[AuthInterceptor(config.tokens)],
         options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES)],
     )
     tuner_service_pb2_grpc.add_TunerServiceServicer_to_server(
-        TunerService(store, dispatcher, js, config.max_active_per_user), server
+        TunerService(store, jobs, js, sweeps, driver), server
     )
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -64,6 +73,7 @@ async def main(config: Config) -> None:
     tasks = [
         asyncio.create_task(Recorder(js, store, dispatcher).run(stopping)),
         asyncio.create_task(GiveUps(js, store, dispatcher).run(stopping)),
+        asyncio.create_task(driver.run(stopping)),
         asyncio.create_task(reconcile(store, dispatcher, stopping)),
     ]
     for name in ("", SERVICE_NAME):

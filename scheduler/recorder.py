@@ -7,7 +7,6 @@ import logging
 
 from google.protobuf.message import DecodeError
 from nats.aio.msg import Msg
-from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
 from pymongo.errors import PyMongoError
 
@@ -44,10 +43,10 @@ class Recorder:
         while not stopping.is_set():
             try:
                 msgs = await sub.fetch(100, timeout=1)
-            except NatsTimeout:
+            except TimeoutError:  # nats-py raises its own or asyncio's
                 continue
             except Exception as error:  # a reconnecting client raises several kinds
-                log.warning("fetching events failed: %s", error)
+                log.warning("fetching events failed: %r", error)
                 await asyncio.sleep(1)
                 continue
             for i, msg in enumerate(msgs):

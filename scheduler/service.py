@@ -13,16 +13,18 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
-from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy
 from pymongo.errors import PyMongoError
 
 from scheduler.auth import current_user
-from scheduler.dispatch import Dispatcher
-from store.documents import Document, job_from, new_job, now
+from scheduler.jobs import Jobs, Refused
+from scheduler.sweep_service import SweepHandlers
+from scheduler.sweeps import SweepDriver
+from store.documents import Document, job_from
 from store.jobs import JobStore
-from store.transitions import CANCELLED, TERMINAL, state_name, state_value
+from store.sweeps import SweepStore
+from store.transitions import TERMINAL, state_name, state_value
 from tuner import streams
 from tuner.hyperparameters import FieldError, canonical_key, job_id, normalized
 from tuner.v1 import event_pb2, job_pb2, tuner_service_pb2, tuner_service_pb2_grpc
@@ -39,7 +41,6 @@ MAX_PAGE_SIZE = 100
 DEFAULT_PAGE_SIZE = 20
 MAX_LEADERBOARD = 50
 DEFAULT_LEADERBOARD = 10
-RERUNNABLE = ("FAILED", "CANCELLED")
 
 Response = TypeVar("Response")
 Handler = Callable[[Any, Any, Context], Awaitable[Response]]
@@ -99,18 +100,20 @@ def parse_page_token(token: str) -> tuple[datetime, str]:
     return datetime.fromtimestamp(int(millis) / 1000, UTC), job
 
 
-class TunerService(tuner_service_pb2_grpc.TunerServiceServicer):
+class TunerService(SweepHandlers, tuner_service_pb2_grpc.TunerServiceServicer):
     def __init__(
         self,
         store: JobStore,
-        dispatcher: Dispatcher,
+        jobs: Jobs,
         js: JetStreamContext,
-        max_active_per_user: int = 100,
+        sweeps: SweepStore,
+        driver: SweepDriver,
     ) -> None:
         self._store = store
-        self._dispatcher = dispatcher
         self._js = js
-        self._max_active = max_active_per_user
+        self._jobs = jobs
+        self._sweeps = sweeps
+        self._driver = driver
 
     async def _get(self, job_id: str, context: Context) -> Document:
         doc = await self._store.get(await valid_job_id(job_id, context))
@@ -125,39 +128,12 @@ class TunerService(tuner_service_pb2_grpc.TunerServiceServicer):
     ) -> tuner_service_pb2.SubmitJobResponse:
         user = caller()
         hp = await valid_hyperparameters(request.hyperparameters, context)
-        key = canonical_key(hp)
-        jid = job_id(key)
-        existing = await self._store.get(jid)
-        if existing is not None and existing["key"] != key:
-            log.error("job id %s is taken by another configuration", jid)
-            await context.abort(grpc.StatusCode.INTERNAL, "job id collision")
-        if existing is not None and existing["state"] not in RERUNNABLE:
-            log.info("job %s resubmitted by %s: already %s", jid, user, existing["state"])
-            return tuner_service_pb2.SubmitJobResponse(job=job_from(existing), deduplicated=True)
-        if await self._store.count_active(user, self._max_active) >= self._max_active:
-            await context.abort(
-                grpc.StatusCode.RESOURCE_EXHAUSTED,
-                f"{user} has {self._max_active} jobs queued or running, the most allowed: "
-                "wait for some to finish or cancel some",
-            )
-        # Another submission of the same configuration may win either write: then it is a duplicate.
-        if existing is None:
-            created = await self._store.insert(new_job(jid, key, hp, user))
-        else:
-            created = await self._store.requeue(jid, existing["run"], user)
-        doc = await self._store.get(jid)
-        if doc is None:
-            await context.abort(grpc.StatusCode.ABORTED, "the job changed meanwhile; try again")
-            raise AssertionError("unreachable")
-        if not created:
-            return tuner_service_pb2.SubmitJobResponse(job=job_from(doc), deduplicated=True)
-        log.info("job %s run %d submitted by %s: %s", jid, doc["run"], user, key)
         try:
-            await self._dispatcher.announce(doc)
-            await self._dispatcher.dispatch(doc)
-        except Exception as error:  # the reconciler publishes it once NATS is back
-            log.warning("job %s stays queued until NATS answers: %s", jid, error)
-        return tuner_service_pb2.SubmitJobResponse(job=job_from(doc), deduplicated=False)
+            doc, duplicate = await self._jobs.submit(hp, user)
+        except Refused as refused:
+            await context.abort(refused.code, str(refused))
+            raise
+        return tuner_service_pb2.SubmitJobResponse(job=job_from(doc), deduplicated=duplicate)
 
     @database_errors
     async def GetJob(
@@ -233,25 +209,13 @@ class TunerService(tuner_service_pb2_grpc.TunerServiceServicer):
         doc = await self._get(request.job_id, context)
         if doc["owner"] != user:
             await context.abort(
-                grpc.StatusCode.PERMISSION_DENIED, f"job {doc['_id']} belongs to another user"
+                grpc.StatusCode.PERMISSION_DENIED,
+                f"job_id: job {doc['_id']} belongs to another user",
             )
-        # A trainer may start the job between the read and the write: try again then.
-        for _ in range(3):
-            if state_value(doc["state"]) in TERMINAL:
-                await context.abort(
-                    grpc.StatusCode.FAILED_PRECONDITION,
-                    f"job {doc['_id']} is already {doc['state']}",
-                )
-            changes = {"error": f"cancelled by {user}", "end_time": now()}
-            if await self._store.transition(doc["_id"], doc["run"], CANCELLED, changes):
-                break
-            doc = await self._get(request.job_id, context)
-        else:
-            await context.abort(grpc.StatusCode.ABORTED, "the job kept changing; try again")
-        doc = await self._get(request.job_id, context)
-        log.info("job %s run %d cancelled by %s", doc["_id"], doc["run"], user)
-        await self._dispatcher.withdraw(doc)
-        await self._dispatcher.announce(doc)
+        try:
+            doc = await self._jobs.cancel(doc, f"cancelled by {user}")
+        except Refused as refused:
+            await context.abort(refused.code, str(refused))
         return tuner_service_pb2.CancelJobResponse(job=job_from(doc))
 
     async def WatchJob(
@@ -306,7 +270,7 @@ class TunerService(tuner_service_pb2_grpc.TunerServiceServicer):
             while True:
                 try:
                     msg = await sub.next_msg(timeout=idle or 30)
-                except NatsTimeout:
+                except TimeoutError:  # nats-py raises its own or asyncio's
                     if idle is not None:
                         return
                     continue

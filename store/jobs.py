@@ -39,6 +39,10 @@ class JobStore:
         )
         return cls(client, database)
 
+    @property
+    def client(self) -> AsyncMongoClient[Document]:
+        return self._client
+
     async def close(self) -> None:
         await self._client.close()
 

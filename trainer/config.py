@@ -36,6 +36,7 @@ class Config:
             queue=QueuePolicy(
                 ack_wait_seconds=float(e.get("TUNER_ACK_WAIT_SECONDS", "30")),
                 max_deliver=int(e.get("TUNER_MAX_DELIVER", "3")),
+                replicas=int(e.get("TUNER_STREAM_REPLICAS", "1")),
             ),
             progress_interval=float(e.get("TUNER_PROGRESS_INTERVAL", "0.2")),
             torch_threads=int(e.get("TUNER_TORCH_THREADS", "0")),

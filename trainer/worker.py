@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from google.protobuf.message import DecodeError, Message
 from nats.aio.client import Client
 from nats.aio.msg import Msg
-from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
 
 from trainer.config import Config
@@ -60,10 +59,10 @@ class Worker:
         while not stopping.is_set():
             try:
                 msgs = await sub.fetch(1, timeout=1)
-            except NatsTimeout:
+            except TimeoutError:  # nats-py raises its own or asyncio's
                 continue
             except Exception as error:  # a reconnecting client raises several kinds
-                log.warning("fetching jobs failed: %s", error)
+                log.warning("fetching jobs failed: %r", error)
                 await asyncio.sleep(1)
                 continue
             await self._handle(msgs[0])
@@ -143,7 +142,7 @@ class Worker:
                     "job %s run %d: handed back for another trainer", request.job_id, request.run
                 )
             else:
-                await msg.ack()
+                await acknowledge(msg)
                 log.info("job %s run %d: stopped", request.job_id, request.run)
             return
         except (DatasetMissing, Diverged) as error:
@@ -157,7 +156,7 @@ class Worker:
             heartbeat.cancel()
         await events.flush()
         await events.publish("succeeded", result)
-        await msg.ack()
+        await acknowledge(msg)
         log.info("job %s run %d: accuracy %.4f", request.job_id, request.run, result.test_accuracy)
 
     async def _fail(self, events: Events, msg: Msg, reason: str) -> None:
@@ -176,6 +175,18 @@ class Worker:
                 log.warning("heartbeat failed: %s", error)
 
 
+async def acknowledge(msg: Msg) -> None:
+    """Ack and wait for JetStream to confirm: a lost ack would have the job trained again."""
+    for delay in (0.5, 1, 2, 5):
+        try:
+            await msg.ack_sync(timeout=5)
+            return
+        except Exception as error:
+            log.warning("ack not confirmed, retrying: %r", error)
+            await asyncio.sleep(delay)
+    log.error("ack never confirmed: the job may be delivered again")
+
+
 class Events:
     """One job run's events, published in order by one task; a newer progress replaces an older."""
 
@@ -185,6 +196,7 @@ class Events:
         self.run = run
         self._attempt = attempt
         self._subject = streams.events_subject(job_id, run)
+        self._published = 0  # numbers the events, so a retried publish is stored once
         self._pending: collections.deque[tuple[str, Message]] = collections.deque()
         self._wake = asyncio.Event()
         self._sender = asyncio.create_task(self._send())
@@ -214,10 +226,15 @@ class Events:
         event = event_pb2.JobEvent(job_id=self.job_id, run=self.run, attempt=self._attempt)
         getattr(event, kind).CopyFrom(message)
         event.time.GetCurrentTime()
+        self._published += 1
+        message_id = f"{self.job_id}.{self.run}.{self._attempt}.{self._published}"
         for delay in (0.1, 0.5, 1, 2, 5, 10):
             try:
                 await self._js.publish(
-                    self._subject, event.SerializeToString(), stream=streams.EVENTS_STREAM
+                    self._subject,
+                    event.SerializeToString(),
+                    stream=streams.EVENTS_STREAM,
+                    headers={"Nats-Msg-Id": message_id},
                 )
                 return
             except Exception as error:

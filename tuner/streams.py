@@ -55,6 +55,12 @@ class QueuePolicy:
 
     ack_wait_seconds: float = 30.0
     max_deliver: int = 3
+    replicas: int = 1  # copies of each stream a NATS cluster keeps (TUNER_STREAM_REPLICAS)
+
+
+def servers(url: str) -> list[str]:
+    """TUNER_NATS_URL may name several servers of one cluster, comma-separated."""
+    return [part.strip() for part in url.split(",") if part.strip()]
 
 
 async def connect(url: str, name: str) -> Client:
@@ -73,8 +79,11 @@ async def connect(url: str, name: str) -> Client:
         log.info("nats connection closed")
 
     return await nats.connect(
-        url,
+        servers(url),
         name=name,
+        # A server cut off without closing its connections is left within ~20 s, not minutes.
+        ping_interval=5,
+        max_outstanding_pings=3,
         max_reconnect_attempts=-1,
         reconnect_time_wait=0.5,
         connect_timeout=5,
@@ -97,6 +106,7 @@ async def ensure_streams(
             retention=RetentionPolicy.WORK_QUEUE,
             storage=StorageType.FILE,
             duplicate_window=DUPLICATE_WINDOW_SECONDS,
+            num_replicas=policy.replicas,
         ),
         StreamConfig(
             name=EVENTS_STREAM,
@@ -105,12 +115,14 @@ async def ensure_streams(
             storage=StorageType.FILE,
             max_age=events_max_age_seconds,
             duplicate_window=DUPLICATE_WINDOW_SECONDS,
+            num_replicas=policy.replicas,
         ),
         StreamConfig(
             name=ADVISORIES_STREAM,
             subjects=[MAX_DELIVERIES_SUBJECT],
             retention=RetentionPolicy.WORK_QUEUE,
             storage=StorageType.FILE,
+            num_replicas=policy.replicas,
         ),
     ]
     for config in streams:

@@ -1,0 +1,89 @@
+"""Submitting and cancelling jobs: shared by the RPCs and by sweeps."""
+
+from __future__ import annotations
+
+import logging
+
+import grpc
+
+from scheduler.dispatch import Dispatcher
+from store.documents import Document, new_job, now
+from store.jobs import JobStore
+from store.transitions import CANCELLED, TERMINAL, state_value
+from tuner.hyperparameters import canonical_key, job_id
+from tuner.v1 import job_pb2
+
+log = logging.getLogger(__name__)
+
+RERUNNABLE = ("FAILED", "CANCELLED")
+
+
+class Refused(Exception):
+    """The request cannot be carried out; `code` is the gRPC status to answer with."""
+
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class Jobs:
+    def __init__(self, store: JobStore, dispatcher: Dispatcher, max_active_per_user: int) -> None:
+        self._store = store
+        self._dispatcher = dispatcher
+        self._max_active = max_active_per_user
+
+    async def submit(self, hp: job_pb2.Hyperparameters, user: str) -> tuple[Document, bool]:
+        """Queue normalized hyperparameters for `user`: (the job, whether it already existed)."""
+        key = canonical_key(hp)
+        jid = job_id(key)
+        existing = await self._store.get(jid)
+        if existing is not None and existing["key"] != key:
+            log.error("job id %s is taken by another configuration", jid)
+            raise Refused(grpc.StatusCode.INTERNAL, "job id collision")
+        if existing is not None and existing["state"] not in RERUNNABLE:
+            log.info("job %s resubmitted by %s: already %s", jid, user, existing["state"])
+            return existing, True
+        if await self._store.count_active(user, self._max_active) >= self._max_active:
+            raise Refused(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"{user} has {self._max_active} jobs queued or running, the most allowed: "
+                "wait for some to finish or cancel some",
+            )
+        # Another submission of the same configuration may win either write: then it is a duplicate.
+        if existing is None:
+            created = await self._store.insert(new_job(jid, key, hp, user))
+        else:
+            created = await self._store.requeue(jid, existing["run"], user)
+        doc = await self._store.get(jid)
+        if doc is None:
+            raise Refused(grpc.StatusCode.ABORTED, "the job changed meanwhile; try again")
+        if not created:
+            return doc, True
+        log.info("job %s run %d submitted by %s: %s", jid, doc["run"], user, key)
+        try:
+            await self._dispatcher.announce(doc)
+            await self._dispatcher.dispatch(doc)
+        except Exception as error:  # the reconciler publishes it once NATS is back
+            log.warning("job %s stays queued until NATS answers: %s", jid, error)
+        return doc, False
+
+    async def cancel(self, doc: Document, reason: str) -> Document:
+        """Cancel a QUEUED or RUNNING job; its trainer hears of it at once."""
+        # A trainer may start the job between the read and the write: try again then.
+        for _ in range(3):
+            if state_value(doc["state"]) in TERMINAL:
+                raise Refused(
+                    grpc.StatusCode.FAILED_PRECONDITION,
+                    f"job_id: job {doc['_id']} is already {doc['state']}",
+                )
+            changes = {"error": reason, "end_time": now()}
+            if await self._store.transition(doc["_id"], doc["run"], CANCELLED, changes):
+                break
+            doc = await self._store.get(doc["_id"]) or doc
+        else:
+            raise Refused(grpc.StatusCode.ABORTED, "the job kept changing; try again")
+        doc = await self._store.get(doc["_id"]) or doc
+        log.info("job %s run %d cancelled: %s", doc["_id"], doc["run"], reason)
+        await self._dispatcher.withdraw(doc)
+        await self._dispatcher.announce(doc)
+        return doc

@@ -1,0 +1,138 @@
+"""SweepStore: sweeps and their trials, and the lease that lets one scheduler drive each."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, WriteConcern
+
+from store.documents import Document, hyperparameters_from, now
+from tuner.v1 import sweep_pb2
+
+
+class SweepStore:
+    def __init__(self, client: AsyncMongoClient[Document], database: str) -> None:
+        db = client.get_database(database, write_concern=WriteConcern(j=True))
+        self.sweeps = db.sweeps
+
+    async def ensure_indexes(self) -> None:
+        await self.sweeps.create_index([("owner", ASCENDING), ("create_time", DESCENDING)])
+        await self.sweeps.create_index([("state", ASCENDING), ("lease_until", ASCENDING)])
+
+    async def insert(self, doc: Document) -> None:
+        await self.sweeps.insert_one(doc)
+
+    async def get(self, sweep_id: str) -> Document | None:
+        return await self.sweeps.find_one({"_id": sweep_id})
+
+    async def list_owned(self, owner: str, limit: int) -> list[Document]:
+        cursor = self.sweeps.find({"owner": owner}).sort([("create_time", DESCENDING)])
+        return await cursor.limit(limit).to_list()
+
+    async def claimable(self, at: datetime) -> list[Document]:
+        """RUNNING sweeps whose driver's lease ran out (or that never had one)."""
+        cursor = self.sweeps.find({"state": "RUNNING", "lease_until": {"$lt": at}}, {"_id": 1})
+        return await cursor.limit(100).to_list()
+
+    async def claim(self, sweep_id: str, driver: str, seconds: float) -> bool:
+        """Take or renew the right to drive a sweep; False if another driver holds it."""
+        t = now()
+        result = await self.sweeps.update_one(
+            {
+                "_id": sweep_id,
+                "state": "RUNNING",
+                "$or": [{"driver": driver}, {"lease_until": {"$lt": t}}],
+            },
+            {"$set": {"driver": driver, "lease_until": t + timedelta(seconds=seconds)}},
+        )
+        return result.modified_count == 1
+
+    async def add_trial(self, sweep_id: str, driver: str, trial: Document) -> bool:
+        """Append trial number N once, and only by the driver holding the lease."""
+        result = await self.sweeps.update_one(
+            {
+                "_id": sweep_id,
+                "driver": driver,
+                "state": "RUNNING",
+                "trials": {"$size": trial["number"] - 1},  # numbers start at 1
+            },
+            {"$push": {"trials": trial}, "$set": {"update_time": now()}},
+        )
+        return result.modified_count == 1
+
+    async def set_trials(self, sweep_id: str, driver: str, trials: list[Document]) -> None:
+        await self.sweeps.update_one(
+            {"_id": sweep_id, "driver": driver, "trials": {"$size": len(trials)}},
+            {"$set": {"trials": trials, "update_time": now()}},
+        )
+
+    async def finish(self, sweep_id: str, state: str) -> bool:
+        t = now()
+        result = await self.sweeps.update_one(
+            {"_id": sweep_id, "state": "RUNNING"},
+            {"$set": {"state": state, "end_time": t, "update_time": t}},
+        )
+        return result.modified_count == 1
+
+
+def new_sweep(sweep_id: str, spec: sweep_pb2.SweepSpec, owner: str) -> Document:
+    t = now()
+    return {
+        "_id": sweep_id,
+        "name": spec.name,
+        "spec": spec.SerializeToString(),
+        "owner": owner,
+        "state": "RUNNING",
+        "trials": [],
+        "driver": "",
+        "lease_until": datetime.fromtimestamp(0, UTC),
+        "create_time": t,
+        "end_time": None,
+        "update_time": t,
+    }
+
+
+def new_trial(number: int, job: Document, reused: bool) -> Document:
+    return {
+        "number": number,
+        "job_id": job["_id"],
+        "hyperparameters": job["hyperparameters"],
+        "state": job["state"],
+        "test_accuracy": 0.0,
+        "curve": [],
+        "pruned": False,
+        "reused": reused,
+    }
+
+
+def best_trial(trials: list[Document]) -> Document | None:
+    done = [t for t in trials if t["state"] == "SUCCEEDED" and not t["pruned"]]
+    return max(done, key=lambda t: (t["test_accuracy"], -t["number"]), default=None)
+
+
+def sweep_from(doc: Document) -> sweep_pb2.Sweep:
+    sweep = sweep_pb2.Sweep(
+        id=doc["_id"],
+        spec=sweep_pb2.SweepSpec.FromString(doc["spec"]),
+        state="SWEEP_STATE_" + doc["state"],
+        owner=doc["owner"],
+    )
+    for t in doc["trials"]:
+        sweep.trials.append(
+            sweep_pb2.Trial(
+                number=t["number"],
+                job_id=t["job_id"],
+                hyperparameters=hyperparameters_from(t["hyperparameters"]),
+                state="JOB_STATE_" + t["state"],
+                test_accuracy=t["test_accuracy"],
+                epochs_done=len(t["curve"]),
+                pruned=t["pruned"],
+                reused=t["reused"],
+            )
+        )
+    if (best := best_trial(doc["trials"])) is not None:
+        sweep.best_trial = best["number"]
+    for field in ("create_time", "end_time", "update_time"):
+        if (value := doc.get(field)) is not None:
+            getattr(sweep, field).FromDatetime(value)
+    return sweep
