@@ -121,10 +121,10 @@ def _grid_points(dimension: sweep_pb2.Dimension, integer: bool) -> list[float]:
     if dimension.log:
         lo, hi = math.log(dimension.min), math.log(dimension.max)
         points = [math.exp(lo + (hi - lo) * i / (n - 1)) for i in range(n)]
-        points[0], points[-1] = dimension.min, dimension.max  # exactly, not e^log(x)
     else:
         points = [dimension.min + (dimension.max - dimension.min) * i / (n - 1) for i in range(n)]
-    return list(dict.fromkeys(round(p) if integer else p for p in points))
+    # 10 significant digits: 0.002, not 0.0020000000000000005 (and the same job as a typed 0.002)
+    return list(dict.fromkeys(round(p) if integer else float(f"{p:.10g}") for p in points))
 
 
 def _grid_axes(space: sweep_pb2.SearchSpace) -> list[list[float]]:

@@ -13,6 +13,7 @@ import grpc
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
+from tuner import sweep_cli
 from tuner.client import TERMINAL_STATES, TunerClient, default_server, default_user, state_name
 from tuner.hyperparameters import DATASETS, MODELS, OPTIMIZERS, describe
 from tuner.v1 import job_pb2, tuner_service_pb2
@@ -221,12 +222,17 @@ def parser() -> argparse.ArgumentParser:
     add_hyperparameters(p)
     p = commands.add_parser("cancel", parents=[client], help="cancel one of your jobs")
     p.add_argument("job_id")
+    sweep_cli.add_parser(commands, [client, json])
     return root
 
 
 async def run_client(args: argparse.Namespace) -> int:
     async with TunerClient(args.server, args.user, args.token, args.tls_ca) as client:
-        result: int = await COMMANDS[args.command](client, args)
+        if args.command == "sweep":
+            command = sweep_cli.COMMANDS[args.sweep_command]
+        else:
+            command = COMMANDS[args.command]
+        result: int = await command(client, args)
         return result
 
 
@@ -256,7 +262,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             print(f"tuner: {error.code().name}: {error.details()}", file=sys.stderr)
         return 1
-    except CommandError as error:
+    except (CommandError, sweep_cli.SweepCommandError) as error:
         print(f"tuner: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -10,7 +10,7 @@ from typing import cast
 
 import grpc
 
-from tuner.v1 import event_pb2, job_pb2, tuner_service_pb2, tuner_service_pb2_grpc
+from tuner.v1 import event_pb2, job_pb2, sweep_pb2, tuner_service_pb2, tuner_service_pb2_grpc
 
 DEFAULT_SERVER = "127.0.0.1:50051"
 USER_METADATA_KEY = "tuner-user"
@@ -115,6 +115,33 @@ class TunerClient:
         try:
             async for response in call:
                 yield response.event
+        finally:
+            call.cancel()
+
+    async def create_sweep(self, spec: sweep_pb2.SweepSpec) -> sweep_pb2.Sweep:
+        request = tuner_service_pb2.CreateSweepRequest(spec=spec)
+        return (await self._stub.CreateSweep(request, metadata=self._metadata)).sweep
+
+    async def get_sweep(self, sweep_id: str) -> sweep_pb2.Sweep:
+        request = tuner_service_pb2.GetSweepRequest(sweep_id=sweep_id)
+        return (await self._stub.GetSweep(request, metadata=self._metadata)).sweep
+
+    async def list_sweeps(self, page_size: int = 0) -> builtins.list[sweep_pb2.Sweep]:
+        request = tuner_service_pb2.ListSweepsRequest(page_size=page_size)
+        response = await self._stub.ListSweeps(request, metadata=self._metadata)
+        return builtins.list(response.sweeps)
+
+    async def cancel_sweep(self, sweep_id: str) -> sweep_pb2.Sweep:
+        request = tuner_service_pb2.CancelSweepRequest(sweep_id=sweep_id)
+        return (await self._stub.CancelSweep(request, metadata=self._metadata)).sweep
+
+    async def watch_sweep(self, sweep_id: str) -> AsyncIterator[sweep_pb2.Sweep]:
+        """The sweep now, then each time it changes, until it ends."""
+        request = tuner_service_pb2.WatchSweepRequest(sweep_id=sweep_id)
+        call = self._stub.WatchSweep(request, metadata=self._metadata)
+        try:
+            async for response in call:
+                yield response.sweep
         finally:
             call.cancel()
 
