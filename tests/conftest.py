@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -97,3 +98,23 @@ def mongo_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield stack.start_mongo(in_memory=True)
     finally:
         stack.stop()
+
+
+StartStack = Callable[..., RunningStack]
+
+
+@pytest.fixture
+def own_stack(tmp_path: Path, data_dir: Path) -> Iterator[StartStack]:
+    """For tests that break their stack: starts one with the given trainers and environment."""
+    started: list[RunningStack] = []
+
+    def start(trainers: int = 1, **env: Any) -> RunningStack:
+        running = start_stack(tmp_path / f"stack{len(started)}", data_dir, trainers, **env)
+        started.append(running)
+        return running
+
+    try:
+        yield start
+    finally:
+        for running in started:
+            running.stack.stop()

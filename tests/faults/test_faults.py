@@ -11,8 +11,7 @@ import pymongo
 import pytest
 from nats.errors import TimeoutError as NatsTimeout
 
-from tests.conftest import RunningStack
-from tests.faults.conftest import StartStack
+from tests.conftest import RunningStack, StartStack
 from tests.integration.helpers import history, kinds, mlp, wait_for
 from tuner import streams
 from tuner.client import TunerClient

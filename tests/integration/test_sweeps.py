@@ -13,8 +13,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from tests.conftest import RunningStack
-from tests.faults.conftest import StartStack
+from tests.conftest import RunningStack, StartStack
 from tests.integration.helpers import mlp, wait_for
 from tuner.client import TunerClient
 from tuner.sweep_spec import parse

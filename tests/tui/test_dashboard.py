@@ -1,0 +1,253 @@
+"""The dashboard's behaviour, fed fixed messages: no server, no clock but the test's."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
+
+import pytest
+
+from tests.tui.helpers import ME, NOW, hp, job, progress, state_changed, until
+from tui.app import TunerApp
+from tui.backoff import Backoff
+from tui.messages import (
+    ActiveJobsLoaded,
+    Connected,
+    ConnectionLost,
+    JobSubmitted,
+    LeaderboardLoaded,
+    ProgressReceived,
+    RequestFailed,
+    event_message,
+)
+from tui.screens.detail import JobDetailScreen
+from tui.screens.find import FindScreen
+from tui.screens.main import MainScreen
+from tui.screens.my_jobs import MyJobsScreen
+from tui.widgets.form import HyperparameterForm
+from tui.widgets.leaderboard import MEDALS, Leaderboard, LeaderboardRow
+from tui.widgets.message_board import MessageBoard
+from tui.widgets.running import RunningJobs
+from tui.widgets.status import ConnectionStatus
+from tuner.client import TunerClient
+from tuner.v1 import job_pb2, tuner_service_pb2
+
+QUEUED = job_pb2.JOB_STATE_QUEUED
+RUNNING = job_pb2.JOB_STATE_RUNNING
+SUCCEEDED = job_pb2.JOB_STATE_SUCCEEDED
+FAILED = job_pb2.JOB_STATE_FAILED
+
+
+class Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = NOW
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[TunerClient]:
+    """Of an address where nothing listens: with live=False the app makes no call."""
+    async with TunerClient("127.0.0.1:9", ME) as made:
+        yield made
+
+
+def offline_app(client: TunerClient, clock: Clock | None = None) -> TunerApp:
+    return TunerApp(client, clock=clock or Clock(), live=False)
+
+
+async def test_elapsed_ticks_every_second_and_progress_moves_the_row(client: TunerClient) -> None:
+    clock = Clock()
+    app = offline_app(client, clock)
+    async with app.run_test() as pilot:
+        running_job = job(1, hp(3900, epochs=2), RUNNING, started=42)
+        app.screen.post_message(ActiveJobsLoaded([running_job]))
+        await pilot.pause()
+        row = app.screen.query_one(RunningJobs).row(running_job.id)
+        assert row is not None
+
+        def cell(name: str) -> str:
+            return str(row.query_one(f".{name}").render())
+
+        assert cell("elapsed") == "0:42"
+        assert cell("epoch") == "1/2"
+        clock.now += timedelta(seconds=1)
+        await until(pilot, lambda: cell("elapsed") == "0:43", timeout=2, what="a tick")
+
+        app.screen.post_message(event_message(progress(7, running_job, 469, 1876, 0.3456)))
+        await pilot.pause()
+        assert row.fraction == 0.25
+        assert (cell("epoch"), cell("loss")) == ("1/2", "0.3456")
+        assert cell("eta") == "~2:09"  # 43 s for a quarter: three quarters to go
+
+        done = job(1, hp(3900, epochs=2), SUCCEEDED, accuracy=0.97, training=80)
+        app.screen.post_message(event_message(state_changed(8, done, 0)))
+        await pilot.pause()
+        assert app.screen.query_one(RunningJobs).row(running_job.id) is None
+
+
+def test_progress_replaces_older_progress_of_the_same_job() -> None:
+    a, b = job(1, hp(1), RUNNING), job(2, hp(2), RUNNING)
+    newer = ProgressReceived(progress(3, a, 20, 100, 0.5))
+    assert newer.can_replace(ProgressReceived(progress(2, a, 10, 100, 0.6)))
+    assert not newer.can_replace(ProgressReceived(progress(1, b, 10, 100, 0.6)))
+
+
+async def test_message_board_keeps_the_last_ten_newest_first(client: TunerClient) -> None:
+    app = offline_app(client)
+    async with app.run_test() as pilot:
+        for n in range(13):
+            queued = job(100 + n, hp(100 + n), QUEUED, owner="bob")
+            app.screen.post_message(event_message(state_changed(n + 1, queued, 60 - n)))
+        await pilot.pause()
+        entries = app.screen.query_one(MessageBoard).entries
+        assert len(entries) == 10
+        assert [e.text.split()[1] for e in entries] == ["mlp/adam"] * 10
+        assert str(entries[0].render()).startswith("14:29:12 ")  # the newest
+        assert "s=112" in entries[0].text and "s=103" in entries[-1].text
+
+
+async def test_own_submission_is_on_the_board_once(client: TunerClient) -> None:
+    app = offline_app(client)
+    async with app.run_test() as pilot:
+        mine = job(1, hp(3901), QUEUED)
+        app.screen.post_message(JobSubmitted(tuner_service_pb2.SubmitJobResponse(job=mine)))
+        app.screen.post_message(event_message(state_changed(5, mine, 0)))
+        await pilot.pause()
+        entries = app.screen.query_one(MessageBoard).entries
+        assert [e.kind for e in entries] == ["submitted"]
+        assert app.screen.query_one(RunningJobs).row(mine.id) is not None
+
+
+async def test_a_late_submit_answer_does_not_move_the_row_back(client: TunerClient) -> None:
+    app = offline_app(client)
+    async with app.run_test() as pilot:
+        queued = job(1, hp(3902), QUEUED, updated=10)
+        started = job(1, hp(3902), RUNNING, started=9, updated=9)
+        app.screen.post_message(event_message(state_changed(1, queued, 10)))
+        app.screen.post_message(event_message(state_changed(2, started, 9)))
+        app.screen.post_message(JobSubmitted(tuner_service_pb2.SubmitJobResponse(job=queued)))
+        await pilot.pause()
+        row = app.screen.query_one(RunningJobs).row(queued.id)
+        assert row is not None and row.running
+        assert [e.kind for e in app.screen.query_one(MessageBoard).entries] == [
+            "started",
+            "submitted",
+        ]
+
+
+async def test_toasts_only_for_my_jobs_and_the_leaderboard_medals(client: TunerClient) -> None:
+    app = offline_app(client)
+    async with app.run_test() as pilot:
+        theirs = job(1, hp(1), SUCCEEDED, owner="bob", accuracy=0.9, training=3)
+        mine = job(2, hp(2), FAILED, error="out of memory")
+        app.screen.post_message(event_message(state_changed(1, theirs, 2)))
+        app.screen.post_message(event_message(state_changed(2, mine, 1)))
+        leaders = [job(10 + n, hp(10 + n), SUCCEEDED, accuracy=0.99 - n / 100) for n in range(5)]
+        app.screen.post_message(LeaderboardLoaded(leaders))
+        await pilot.pause()
+        notes = [(n.title, n.message, n.severity) for n in app._notifications]
+        assert notes == [
+            ("Job failed", "mlp/adam mnist e=1 lr=0.001 bs=64 s=2\nout of memory", "error")
+        ]
+        rows = list(app.screen.query_one(Leaderboard).query(LeaderboardRow))
+        medals = [[name for name in row.classes if name in MEDALS] for row in rows]
+        assert medals == [["gold"], ["silver"], ["bronze"], [], []]
+
+
+async def test_connection_lost_is_said_once_and_reconnection_too(client: TunerClient) -> None:
+    app = offline_app(client)
+    async with app.run_test() as pilot:
+        status = app.screen.query_one(ConnectionStatus)
+        app.screen.post_message(Connected())
+        for delay in (1, 2, 4):
+            app.screen.post_message(ConnectionLost("unavailable", delay))
+        await pilot.pause()
+        assert status.has_class("-offline")
+        assert "retrying in 4s" in str(status.render())
+        assert [n.title for n in app._notifications] == ["Connection lost"]
+        app.screen.post_message(Connected())
+        await pilot.pause()
+        assert status.is_online
+        assert [n.title for n in app._notifications] == ["Connection lost", "Reconnected"]
+
+
+def test_backoff_doubles_up_to_its_cap_and_starts_over() -> None:
+    backoff = Backoff(first=1, cap=5)
+    assert [backoff.next() for _ in range(5)] == [1, 2, 4, 5, 5]
+    backoff.reset()
+    assert backoff.next() == 1
+
+
+async def test_server_errors_land_under_their_field(client: TunerClient) -> None:
+    app = offline_app(client)
+    async with app.run_test() as pilot:
+        details = "hyperparameters.batch_size: must be between 1 and 8192, got 9000"
+        app.screen.post_message(RequestFailed("submit", "INVALID_ARGUMENT", details))
+        await pilot.pause()
+        field = app.screen.query_one("#field-batch_size")
+        assert field.has_class("-invalid")
+        assert "server: must be between 1 and 8192" in str(field.query_one(".field-error").render())
+        app.screen.post_message(RequestFailed("submit", "INVALID_ARGUMENT", "user: too long"))
+        await pilot.pause()
+        form = app.screen.query_one(HyperparameterForm)
+        assert form.has_class("-server-error")
+        assert "server: user: too long" in str(form.query_one(".form-error").render())
+
+
+async def test_enter_outside_the_form_does_not_submit(
+    client: TunerClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = offline_app(client)
+    async with app.run_test() as pilot:
+        submitted: list[object] = []
+        screen = app.screen
+        assert isinstance(screen, MainScreen)
+        monkeypatch.setattr(screen, "submit", submitted.append)
+        app.screen.post_message(
+            LeaderboardLoaded([job(10, hp(10), SUCCEEDED, accuracy=0.98, training=9)])
+        )
+        await pilot.pause()
+        app.screen.query_one(Leaderboard).query_one("ListView").focus()
+        await pilot.press("enter")  # opens the job, does not submit
+        await pilot.pause()
+        assert isinstance(app.screen, JobDetailScreen)
+        assert submitted == []
+        await pilot.press("escape")
+        app.screen.query_one("#seed").focus()
+        await pilot.press("enter")
+        await pilot.pause()
+        assert len(submitted) == 1
+
+
+async def test_views_and_commands(client: TunerClient) -> None:
+    app = offline_app(client)
+    async with app.run_test() as pilot:
+        titles = [c.title for c in app.get_system_commands(app.screen)]
+        assert {"My jobs", "Find a job", "Leaderboard: top 10 / top 50"} <= set(titles)
+        await pilot.press("f2")
+        assert isinstance(app.screen, MyJobsScreen)
+        await pilot.press("f3")
+        assert isinstance(app.screen, FindScreen)
+        await pilot.press("escape", "escape")
+        await pilot.press("ctrl+p")
+        await pilot.pause()
+        await pilot.press(*"find a job", "enter")
+        await until(pilot, lambda: isinstance(app.screen, FindScreen), timeout=5, what="find")
+
+
+async def test_cancel_is_offered_only_for_my_active_jobs(client: TunerClient) -> None:
+    app = offline_app(client)
+    async with app.run_test():
+        cases = [
+            (job(1, hp(1), RUNNING), True),
+            (job(2, hp(2), QUEUED), True),
+            (job(3, hp(3), RUNNING, owner="bob"), False),
+            (job(4, hp(4), SUCCEEDED, accuracy=0.9, training=1), False),
+        ]
+        for shown, expected in cases:
+            screen = JobDetailScreen(app.client, shown, app.clock, live=False)
+            assert bool(screen.check_action("cancel_job", ())) is expected
