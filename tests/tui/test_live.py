@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -15,13 +16,15 @@ import grpc
 import pytest
 from textual.message import Message
 from textual.pilot import Pilot
-from textual.widgets import Button, Static
+from textual.widgets import Button, Label, ListView, Static
 
 from tests.conftest import RunningStack
 from tests.tui.helpers import choose, type_into, until
 from tui import formatting
 from tui.app import TunerApp
 from tui.messages import EventReceived, JobSubmitted, ProgressReceived
+from tui.screens.detail import JobDetailScreen
+from tui.widgets.job_summary import rows
 from tui.widgets.leaderboard import Leaderboard
 from tui.widgets.message_board import MessageBoard
 from tui.widgets.running import RunningJobs
@@ -150,6 +153,60 @@ async def test_submit_watch_finish_and_duplicate(running_stack: RunningStack) ->
                 what="already exists on the board",
             )
             assert running.row(jid) is None
+
+
+async def test_cancel_my_running_job_from_its_detail(running_stack: RunningStack) -> None:
+    """A CNN takes minutes here: open it from its running row and cancel it."""
+    hp = mlp(3021)
+    hp.model = job_pb2.MODEL_CNN
+    jid = id_of(hp)
+    async with TunerClient(running_stack.address, "tui-cancel") as client:
+        app = TunerApp(client)
+        async with app.run_test(size=(100, 30)) as pilot:
+            screen = app.screen
+            running = screen.query_one(RunningJobs)
+            await until(pilot, lambda: screen.query_one(ConnectionStatus).is_online, what="online")
+            await fill_form(pilot, 3021)
+            await choose(pilot, "#model", "cnn")
+            screen.query_one("#seed").focus()
+            await pilot.press("enter")
+            await until(pilot, lambda: running.row(jid) is not None, what="the running row")
+
+            running.query_one(ListView).focus()
+            await pilot.press("enter")
+            await until(pilot, lambda: isinstance(app.screen, JobDetailScreen), what="detail")
+            detail = app.screen
+            assert isinstance(detail, JobDetailScreen)
+            assert detail.job.id == jid
+            await until(
+                pilot, lambda: detail.job.state == job_pb2.JOB_STATE_RUNNING, what="running"
+            )
+            assert detail.check_action("cancel_job", ())
+            await pilot.press("c")
+            await until(
+                pilot, lambda: detail.job.state == job_pb2.JOB_STATE_CANCELLED, what="cancelled"
+            )
+            assert ("error", "cancelled by tui-cancel") in rows(detail.job, None)
+            assert " · cancelled · " in str(detail.query_one("#detail-title", Label).render())
+            assert not detail.check_action("cancel_job", ())
+            assert any(title == "Job cancelled" for title, _ in toasts(app))
+
+            await pilot.press("escape")
+            await until(pilot, lambda: running.row(jid) is None, what="the row removed")
+            await until(
+                pilot,
+                lambda: any(
+                    line.startswith("cancelled: cancelled by tui-cancel")
+                    for line in board_lines(app)
+                ),
+                what="on the board",
+            )
+        assert (await client.get(jid)).state == job_pb2.JOB_STATE_CANCELLED
+    # The trainer stopped it too, so the next test's job does not wait behind a CNN.
+    deadline = time.monotonic() + 60
+    while f"job {jid} run 1: stopped" not in running_stack.log("trainer-1"):
+        assert time.monotonic() < deadline, "the trainer did not stop the cancelled job"
+        await asyncio.sleep(0.2)
 
 
 async def test_invalid_values_send_nothing(running_stack: RunningStack) -> None:

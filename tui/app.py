@@ -1,0 +1,77 @@
+"""The Textual app: screens over one TunerClient, and `run_tui` for the command line."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from typing import ClassVar
+
+from textual import on
+from textual.app import App, SystemCommand
+from textual.binding import Binding, BindingType
+from textual.screen import Screen
+
+from tui.clock import Clock, local_now
+from tui.messages import OpenJob
+from tui.screens.detail import JobDetailScreen
+from tui.screens.find import FindScreen
+from tui.screens.main import MainScreen
+from tui.screens.my_jobs import MyJobsScreen
+from tuner.client import TunerClient
+
+
+class TunerApp(App[int]):
+    """`live=False` starts no calls or streams: tests then feed the screens messages."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "tuner"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("f2", "my_jobs", "My jobs"),
+        Binding("f3", "find", "Find"),
+        Binding("ctrl+q", "quit", "Quit", priority=True),
+    ]
+
+    def __init__(self, client: TunerClient, *, clock: Clock = local_now, live: bool = True) -> None:
+        super().__init__()
+        self.client = client
+        self.clock = clock
+        self.live = live
+
+    def get_default_screen(self) -> Screen[None]:
+        return MainScreen(self.client, self.clock, self.live)
+
+    def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        yield SystemCommand("My jobs", "All your jobs, newest first", self.action_my_jobs)
+        yield SystemCommand("Find a job", "Look a job up by its hyperparameters", self.action_find)
+        if isinstance(screen, MainScreen):
+            yield SystemCommand(
+                "Leaderboard: top 10 / top 50", "Show more or fewer ranks", screen.action_toggle_top
+            )
+        if isinstance(screen, JobDetailScreen) and screen.check_action("cancel_job", ()):
+            yield SystemCommand("Cancel this job", "Stop it training", screen.action_cancel_job)
+
+    def action_my_jobs(self) -> None:
+        if not isinstance(self.screen, MyJobsScreen):
+            self.push_screen(MyJobsScreen(self.client, self.clock, self.live))
+
+    def action_find(self) -> None:
+        if not isinstance(self.screen, FindScreen):
+            self.push_screen(FindScreen(self.client))
+
+    @on(OpenJob)
+    def open_job(self, message: OpenJob) -> None:
+        self.push_screen(JobDetailScreen(self.client, message.job, self.clock, self.live))
+
+
+def run_tui(server: str, user: str) -> int:
+    """Runs the dashboard against the scheduler at `server` until the user quits."""
+
+    async def main() -> int:
+        # The gRPC channel belongs to the event loop it is made in: make it in the app's.
+        async with TunerClient(server, user) as client:
+            app = TunerApp(client)
+            await app.run_async()
+            return app.return_code or 0
+
+    return asyncio.run(main())

@@ -1,0 +1,94 @@
+"""The messages workers and widgets post to the screens: plain dataclasses."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import grpc
+from textual.message import Message
+
+from tui.formatting import reason
+from tuner.v1 import event_pb2, job_pb2, tuner_service_pb2
+
+
+@dataclass
+class EventReceived(Message):
+    """A job event from the feed (every kind but progress)."""
+
+    event: event_pb2.JobEvent
+
+
+@dataclass
+class ProgressReceived(Message):
+    """Live progress of a job; a newer one for the same job replaces a queued older one."""
+
+    event: event_pb2.JobEvent
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, ProgressReceived) and message.event.job_id == self.event.job_id
+
+
+def event_message(event: event_pb2.JobEvent) -> EventReceived | ProgressReceived:
+    """Progress may replace progress; every other event is delivered."""
+    if event.WhichOneof("kind") == "progress":
+        return ProgressReceived(event)
+    return EventReceived(event)
+
+
+@dataclass
+class Connected(Message):
+    """The scheduler answers again (or for the first time)."""
+
+
+@dataclass
+class ConnectionLost(Message):
+    """A call or stream failed; the worker tries again after `retry_in` seconds."""
+
+    reason: str
+    retry_in: float
+
+
+@dataclass
+class ActiveJobsLoaded(Message):
+    """My queued and running jobs, as the scheduler lists them."""
+
+    jobs: list[job_pb2.Job]
+
+
+@dataclass
+class LeaderboardLoaded(Message):
+    jobs: list[job_pb2.Job]
+
+
+@dataclass
+class JobSubmitted(Message):
+    """The scheduler accepted a submission (or answered with the existing job)."""
+
+    response: tuner_service_pb2.SubmitJobResponse
+
+
+@dataclass
+class RequestFailed(Message):
+    """A unary call failed: what was asked, the status code's name, and why."""
+
+    action: str
+    code: str
+    details: str
+
+    @classmethod
+    def of(cls, action: str, error: grpc.aio.AioRpcError) -> RequestFailed:
+        return cls(action, str(error.code().name), reason(error))
+
+
+@dataclass
+class OpenJob(Message):
+    """Show this job's detail screen."""
+
+    job: job_pb2.Job
+
+
+@dataclass
+class JobSnapshot(Message):
+    """The job as the scheduler recorded it (a watch's first answer, or a state change)."""
+
+    job: job_pb2.Job

@@ -1,0 +1,189 @@
+"""One job in full: what it trains with, where it is, its epochs, and a cancel action."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import ClassVar
+
+import grpc
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Footer, Label, Static
+
+from tui import formatting
+from tui.backoff import Backoff
+from tui.clock import Clock
+from tui.jobs import ACTIVE, supersedes
+from tui.messages import (
+    Connected,
+    ConnectionLost,
+    EventReceived,
+    JobSnapshot,
+    ProgressReceived,
+    RequestFailed,
+    event_message,
+)
+from tui.widgets.history import EpochChart, EpochTable
+from tui.widgets.job_summary import JobSummary
+from tuner.client import TERMINAL_STATES, TunerClient
+from tuner.v1 import job_pb2
+
+FINAL_CODES = (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT)
+
+
+class JobDetailScreen(Screen[None]):
+    """Watches its job until it is final, resuming after the last event it saw."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "app.pop_screen", "Back"),
+        Binding("c", "cancel_job", "Cancel job"),
+    ]
+
+    def __init__(self, client: TunerClient, job: job_pb2.Job, clock: Clock, live: bool) -> None:
+        super().__init__()
+        self._client = client
+        self._clock = clock
+        self._live = live
+        self.job = job
+        self.progress: job_pb2.Progress | None = None
+        self.last_sequence = 0
+
+    def compose(self) -> ComposeResult:
+        yield Label("", id="detail-title", markup=False)
+        with Horizontal(id="detail-top"):
+            with VerticalScroll(id="detail-summary"):
+                yield JobSummary()
+            with Vertical(id="detail-chart"):
+                yield EpochChart()
+                yield Static("", id="detail-progress", markup=False)
+        yield EpochTable(id="detail-history")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#detail-summary").border_title = "Job"
+        self.query_one("#detail-chart").border_title = "Epochs"
+        self.query_one("#detail-history").border_title = "History"
+        self.show()
+        if self._live:
+            self.watch_job()
+
+    @property
+    def mine(self) -> bool:
+        return self.job.owner == self._client.user
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "cancel_job":
+            return self.mine and self.job.state in ACTIVE
+        return True
+
+    def show(self) -> None:
+        job = self.job
+        self.query_one("#detail-title", Label).update(
+            f"Job {job.id} · {formatting.state(job.state)} · {formatting.full(job.hyperparameters)}"
+        )
+        self.query_one(JobSummary).show(job, self._clock().tzinfo)
+        self.query_one(EpochChart).show(list(job.history))
+        self.query_one(EpochTable).show(list(job.history))
+        self._show_progress()
+        for state in ("queued", "running", "succeeded", "failed", "cancelled"):
+            self.set_class(formatting.state(job.state) == state, f"-{state}")
+        self.refresh_bindings()
+
+    def _show_progress(self) -> None:
+        p = self.progress
+        if self.job.state in TERMINAL_STATES:
+            text = formatting.outcome(self.job)
+        elif p is not None and self.job.state == job_pb2.JOB_STATE_RUNNING:
+            text = (
+                f"epoch {p.epoch}/{p.total_epochs} · step {p.step}/{p.total_steps} · "
+                f"loss {p.loss:.4f}"
+            )
+        else:
+            text = formatting.state(self.job.state)
+        self.query_one("#detail-progress", Static).update(text)
+
+    @work(exclusive=True, group="watch")
+    async def watch_job(self) -> None:
+        backoff = Backoff()
+        while True:
+            try:
+                async for response in self._client.watch(self.job.id, self.last_sequence):
+                    if response.WhichOneof("kind") == "job":
+                        self.post_message(JobSnapshot(response.job))
+                        self.post_message(Connected())
+                        backoff.reset()
+                        continue
+                    self.last_sequence = response.event.sequence
+                    self.post_message(event_message(response.event))
+                return  # the job is final and every event of it was sent
+            except grpc.aio.AioRpcError as error:
+                if error.code() in FINAL_CODES:
+                    self.post_message(RequestFailed.of("watch", error))
+                    return
+                delay = backoff.next()
+                self.post_message(ConnectionLost(formatting.reason(error), delay))
+                await asyncio.sleep(delay)
+
+    @work(exclusive=True, group="cancel")
+    async def cancel(self) -> None:
+        try:
+            job = await self._client.cancel(self.job.id)
+        except grpc.aio.AioRpcError as error:
+            self.post_message(RequestFailed.of("cancel", error))
+            return
+        self.post_message(JobSnapshot(job))
+        self.notify(formatting.full(job.hyperparameters), title="Job cancelled")
+
+    def action_cancel_job(self) -> None:
+        if self.mine and self.job.state in ACTIVE:
+            self.cancel()
+
+    @on(JobSnapshot)
+    def _snapshot(self, message: JobSnapshot) -> None:
+        if not supersedes(message.job, self.job):
+            return
+        self.job = message.job
+        self.show()
+
+    @on(ProgressReceived)
+    def _progress(self, message: ProgressReceived) -> None:
+        if message.event.run == self.job.run:
+            self.progress = message.event.progress
+            self._show_progress()
+
+    @on(EventReceived)
+    def _event(self, message: EventReceived) -> None:
+        event = message.event
+        if event.run != self.job.run:
+            return
+        kind = event.WhichOneof("kind")
+        if kind == "state_changed":
+            if supersedes(event.state_changed.job, self.job):
+                self.job = event.state_changed.job
+                self.show()
+        elif kind == "epoch_completed" and all(
+            m.epoch != event.epoch_completed.epoch for m in self.job.history
+        ):
+            self.job.history.append(event.epoch_completed)
+            self.show()
+
+    @on(Connected)
+    def _connected(self) -> None:
+        self.remove_class("-offline")
+
+    @on(ConnectionLost)
+    def _lost(self, message: ConnectionLost) -> None:
+        if not self.has_class("-offline"):
+            self.notify(
+                f"Watching this job again in {message.retry_in:g}s ({message.reason}).",
+                title="Connection lost",
+                severity="warning",
+            )
+        self.add_class("-offline")
+
+    @on(RequestFailed)
+    def _failed(self, message: RequestFailed) -> None:
+        self.notify(f"{message.action}: {message.details}", title=message.code, severity="error")
