@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import ssl
 from dataclasses import dataclass
 
 import nats
@@ -63,8 +65,13 @@ def servers(url: str) -> list[str]:
     return [part.strip() for part in url.split(",") if part.strip()]
 
 
-async def connect(url: str, name: str) -> Client:
-    """A connection that reconnects forever and logs, instead of printing, its troubles."""
+async def connect(url: str, name: str, ca_file: str | None = None) -> Client:
+    """A connection that reconnects forever and logs, instead of printing, its troubles.
+
+    `ca_file` (default: env TUNER_NATS_CA_FILE) verifies a TLS server (tls:// URLs).
+    """
+    ca_file = os.environ.get("TUNER_NATS_CA_FILE", "") if ca_file is None else ca_file
+    tls = ssl.create_default_context(cafile=ca_file) if ca_file else None
 
     async def on_error(error: Exception) -> None:
         log.warning("nats error: %s", error)
@@ -92,6 +99,7 @@ async def connect(url: str, name: str) -> Client:
         disconnected_cb=on_disconnected,
         reconnected_cb=on_reconnected,
         closed_cb=on_closed,
+        tls=tls,
     )
 
 
