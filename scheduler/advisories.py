@@ -11,8 +11,8 @@ from google.protobuf.message import DecodeError
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
-from pymongo.errors import PyMongoError
 
+from scheduler.consume import consume
 from scheduler.dispatch import Dispatcher
 from store.documents import now
 from store.jobs import JobStore
@@ -32,29 +32,14 @@ class GiveUps:
         self._dispatcher = dispatcher
 
     async def run(self, stopping: asyncio.Event) -> None:
-        sub = await self._js.pull_subscribe_bind(
-            durable=streams.SCHEDULER_CONSUMER, stream=streams.ADVISORIES_STREAM
+        await consume(
+            self._js,
+            streams.ADVISORIES_STREAM,
+            streams.SCHEDULER_CONSUMER,
+            self.handle,
+            stopping,
+            batch=10,
         )
-        try:
-            while not stopping.is_set():
-                try:
-                    msgs = await sub.fetch(10, timeout=1)
-                except TimeoutError:  # nats-py raises its own or asyncio's
-                    continue
-                except Exception as error:  # a reconnecting client raises several kinds
-                    log.warning("fetching advisories failed: %r", error)
-                    await asyncio.sleep(1)
-                    continue
-                for msg in msgs:
-                    try:
-                        await self.handle(msg)
-                    except PyMongoError as error:
-                        log.warning("database unavailable, advisory kept: %s", error)
-                        await msg.nak(delay=1)
-                        continue
-                    await msg.ack()
-        finally:
-            await sub.unsubscribe()
 
     async def handle(self, msg: Msg) -> None:
         try:

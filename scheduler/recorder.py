@@ -8,8 +8,8 @@ import logging
 from google.protobuf.message import DecodeError
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
-from pymongo.errors import PyMongoError
 
+from scheduler.consume import consume
 from scheduler.dispatch import Dispatcher
 from store.documents import epoch_doc, now, result_doc
 from store.jobs import JobStore
@@ -29,36 +29,9 @@ class Recorder:
         self._dispatcher = dispatcher
 
     async def run(self, stopping: asyncio.Event) -> None:
-        sub = await self._js.pull_subscribe_bind(
-            durable=streams.SCHEDULER_CONSUMER, stream=streams.EVENTS_STREAM
+        await consume(
+            self._js, streams.EVENTS_STREAM, streams.SCHEDULER_CONSUMER, self.record, stopping
         )
-        try:
-            await self._consume(sub, stopping)
-        finally:
-            await sub.unsubscribe()
-
-    async def _consume(
-        self, sub: JetStreamContext.PullSubscription, stopping: asyncio.Event
-    ) -> None:
-        while not stopping.is_set():
-            try:
-                msgs = await sub.fetch(100, timeout=1)
-            except TimeoutError:  # nats-py raises its own or asyncio's
-                continue
-            except Exception as error:  # a reconnecting client raises several kinds
-                log.warning("fetching events failed: %r", error)
-                await asyncio.sleep(1)
-                continue
-            for i, msg in enumerate(msgs):
-                try:
-                    await self.record(msg)
-                except PyMongoError as error:
-                    log.warning("database unavailable, events will be redelivered: %s", error)
-                    for rest in msgs[i:]:
-                        await rest.nak(delay=1)
-                    await asyncio.sleep(1)
-                    break
-                await msg.ack()
 
     async def record(self, msg: Msg) -> None:
         try:

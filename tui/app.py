@@ -17,6 +17,8 @@ from tui.screens.detail import JobDetailScreen
 from tui.screens.find import FindScreen
 from tui.screens.main import MainScreen
 from tui.screens.my_jobs import MyJobsScreen
+from tui.screens.sweep_detail import SweepDetailScreen
+from tui.screens.sweeps import SweepsScreen
 from tuner.client import TunerClient
 
 
@@ -28,6 +30,7 @@ class TunerApp(App[int]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("f2", "my_jobs", "My jobs"),
         Binding("f3", "find", "Find"),
+        Binding("f5", "sweeps", "Sweeps"),
         Binding("ctrl+q", "quit", "Quit", priority=True),
     ]
 
@@ -44,12 +47,17 @@ class TunerApp(App[int]):
         yield from super().get_system_commands(screen)
         yield SystemCommand("My jobs", "All your jobs, newest first", self.action_my_jobs)
         yield SystemCommand("Find a job", "Look a job up by its hyperparameters", self.action_find)
+        yield SystemCommand(
+            "Sweeps", "Your sweeps, their trials and the best so far", self.action_sweeps
+        )
         if isinstance(screen, MainScreen):
             yield SystemCommand(
                 "Leaderboard: top 10 / top 50", "Show more or fewer ranks", screen.action_toggle_top
             )
         if isinstance(screen, JobDetailScreen) and screen.check_action("cancel_job", ()):
             yield SystemCommand("Cancel this job", "Stop it training", screen.action_cancel_job)
+        if isinstance(screen, SweepDetailScreen) and screen.check_action("cancel_sweep", ()):
+            yield SystemCommand("Cancel this sweep", "Stop its trials", screen.action_cancel_sweep)
 
     def action_my_jobs(self) -> None:
         if not isinstance(self.screen, MyJobsScreen):
@@ -58,6 +66,10 @@ class TunerApp(App[int]):
     def action_find(self) -> None:
         if not isinstance(self.screen, FindScreen):
             self.push_screen(FindScreen(self.client))
+
+    def action_sweeps(self) -> None:
+        if not isinstance(self.screen, SweepsScreen):
+            self.push_screen(SweepsScreen(self.client, self.clock, self.live))
 
     @on(OpenJob)
     def open_job(self, message: OpenJob) -> None:

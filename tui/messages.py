@@ -8,7 +8,7 @@ import grpc
 from textual.message import Message
 
 from tui.formatting import reason
-from tuner.v1 import event_pb2, job_pb2, tuner_service_pb2
+from tuner.v1 import event_pb2, job_pb2, sweep_pb2, tuner_service_pb2
 
 
 @dataclass
@@ -92,3 +92,17 @@ class JobSnapshot(Message):
     """The job as the scheduler recorded it (a watch's first answer, or a state change)."""
 
     job: job_pb2.Job
+
+
+@dataclass
+class SweepsLoaded(Message):
+    """My sweeps, as the scheduler lists them."""
+
+    sweeps: list[sweep_pb2.Sweep]
+
+
+@dataclass
+class SweepSnapshot(Message):
+    """The sweep as the scheduler recorded it (from a watch, or a cancel's answer)."""
+
+    sweep: sweep_pb2.Sweep

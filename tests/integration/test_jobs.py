@@ -47,7 +47,9 @@ async def test_an_mlp_job_trains_and_its_watcher_sees_every_event_in_order(
     seen = kinds(events)
     assert seen[0] == "JOB_STATE_QUEUED"
     assert seen[-1] == "JOB_STATE_SUCCEEDED"
-    assert seen.index("started") < seen.index("JOB_STATE_RUNNING") < seen.index("progress")
+    # the scheduler records RUNNING while the trainer may already report progress
+    assert seen.index("started") < seen.index("progress")
+    assert seen.index("started") < seen.index("JOB_STATE_RUNNING") < seen.index("succeeded")
     assert seen.index("epoch_completed") < seen.index("succeeded") < len(seen) - 1
     progress = [e.progress for e in events if e.HasField("progress")]
     assert [p.step for p in progress] == sorted(p.step for p in progress)
