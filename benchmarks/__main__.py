@@ -52,7 +52,9 @@ def attempt(title: str, run: Callable[[], Section]) -> Section:
     return section
 
 
-def stack_rows(rows: set[int], watchers: list[int], hub: bool, state: Path) -> list[Section]:
+def stack_rows(
+    rows: set[int], watchers: list[int], per_watcher: bool, state: Path
+) -> list[Section]:
     """Rows 2-4 on real processes; row 3a on a stack of its own without a trainer."""
     root = data_root()
     sections: list[Section] = []
@@ -68,7 +70,7 @@ def stack_rows(rows: set[int], watchers: list[int], hub: bool, state: Path) -> l
             if 2 in rows:
                 sections.append(attempt("Row 2", lambda: asyncio.run(overhead.run(bench))))
             if 3 in rows:
-                title = "Row 3b: trainer->watcher latency and fan-out, the scheduler as it is"
+                title = "Row 3b: trainer->watcher latency and fan-out (a consumer per job run)"
                 fan_out = control.watch_latency_and_fan_out
                 sections.append(
                     attempt(title, lambda: asyncio.run(fan_out(bench, watchers, title, 3_000)))
@@ -77,12 +79,12 @@ def stack_rows(rows: set[int], watchers: list[int], hub: bool, state: Path) -> l
                 sections.append(attempt("Row 4", lambda: asyncio.run(scaleout.run(bench))))
         finally:
             bench.stop()
-    if 3 in rows and hub:
-        # The same fan-out with the proposed shared consumer (benchmarks/proposals/fanout.py).
-        module = "benchmarks.proposals.scheduler_with_hub"
-        bench = BenchStack.start(state / "hub", root, trainers=1, scheduler=module)
+    if 3 in rows and per_watcher:
+        # The same fan-out as the scheduler did it before scheduler/fanout.py.
+        module = "benchmarks.baselines.scheduler_per_watcher"
+        bench = BenchStack.start(state / "per-watcher", root, trainers=1, scheduler=module)
         try:
-            title = "Row 3c: the same with the proposed EventHub (one consumer per job run)"
+            title = "Row 3c: the same with a consumer per watcher (the scheduler before its hub)"
             counts = [n for n in watchers if n > 1] or watchers
             fan_out = control.watch_latency_and_fan_out
             sections.append(
@@ -146,7 +148,9 @@ def main() -> None:
         help="row 1: one more trainer CNN run with OMP_WAIT_POLICY=PASSIVE (~2 min)",
     )
     parser.add_argument(
-        "--no-hub", action="store_true", help="row 3: skip the fan-out with the proposed EventHub"
+        "--no-per-watcher",
+        action="store_true",
+        help="row 3: skip the fan-out through a consumer per watcher (the baseline, ~1 min)",
     )
     parser.add_argument("--no-record", action="store_true", help="leave RESULTS.md as it is")
     args = parser.parse_args()
@@ -170,7 +174,7 @@ def main() -> None:
         sections.append(attempt("Levers", levers.run))
     OUT.mkdir(parents=True, exist_ok=True)
     state = Path(tempfile.mkdtemp(prefix="state-", dir=OUT))
-    sections += stack_rows(args.rows, args.watchers, not args.no_hub, state)
+    sections += stack_rows(args.rows, args.watchers, not args.no_per_watcher, state)
     shutil.rmtree(state, ignore_errors=True)  # kept, with the services' logs, when a row fails
     header["minutes"] = (time.monotonic() - started) / 60
     sections.sort(key=lambda s: (not s.title.startswith("Row"), s.title))  # Row 1, 2, 3a, 3b...

@@ -60,7 +60,7 @@ class BenchStack:
     def start(
         cls, state_dir: Path, data_dir: Path, trainers: int = 1, scheduler: str = "scheduler"
     ) -> BenchStack:
-        """`scheduler` is the module run as the scheduler (a proposal's patched one, say)."""
+        """`scheduler` is the module run as the scheduler (a baseline's patched one, say)."""
         stack = Stack(state_dir)
         for name in ("TUNER_NATS_URL", "TUNER_MONGO_URI", "TUNER_TORCH_THREADS"):
             stack.env.pop(name, None)

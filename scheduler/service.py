@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import functools
@@ -14,10 +13,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
 from nats.js import JetStreamContext
-from nats.js.api import ConsumerConfig, DeliverPolicy
 from pymongo.errors import PyMongoError
 
 from scheduler.auth import current_user
+from scheduler.fanout import EventHub, replay
 from scheduler.jobs import Jobs, Refused
 from scheduler.sweep_service import SweepHandlers
 from scheduler.sweeps import SweepDriver
@@ -27,7 +26,7 @@ from store.sweeps import SweepStore
 from store.transitions import TERMINAL, state_name, state_value
 from tuner import streams
 from tuner.hyperparameters import FieldError, canonical_key, job_id, normalized
-from tuner.v1 import event_pb2, job_pb2, tuner_service_pb2, tuner_service_pb2_grpc
+from tuner.v1 import job_pb2, tuner_service_pb2, tuner_service_pb2_grpc
 
 if TYPE_CHECKING:
     Context = grpc.aio.ServicerContext[Any, Any]
@@ -114,6 +113,7 @@ class TunerService(SweepHandlers, tuner_service_pb2_grpc.TunerServiceServicer):
         self._jobs = jobs
         self._sweeps = sweeps
         self._driver = driver
+        self._hub = EventHub(js)
 
     async def _get(self, job_id: str, context: Context) -> Document:
         doc = await self._store.get(await valid_job_id(job_id, context))
@@ -230,9 +230,12 @@ class TunerService(SweepHandlers, tuner_service_pb2_grpc.TunerServiceServicer):
         ended = state_value(doc["state"]) in TERMINAL
         subject = streams.events_subject(doc["_id"], doc["run"])
         # After a final snapshot only what is already in the stream remains to be sent.
-        async for event in self._events(
-            subject, request.after_sequence, idle=1.0 if ended else None
-        ):
+        events = (
+            replay(self._js, subject, request.after_sequence, idle=1.0)
+            if ended
+            else self._hub.events(subject, request.after_sequence)
+        )
+        async for event in events:
             yield tuner_service_pb2.WatchJobResponse(event=event)
             if event.WhichOneof("kind") == "state_changed" and (
                 event.state_changed.job.state in TERMINAL
@@ -242,44 +245,7 @@ class TunerService(SweepHandlers, tuner_service_pb2_grpc.TunerServiceServicer):
     async def WatchEvents(
         self, request: tuner_service_pb2.WatchEventsRequest, context: Context
     ) -> AsyncIterator[tuner_service_pb2.WatchEventsResponse]:
-        async for event in self._events(
-            streams.EVENTS_SUBJECTS, request.after_sequence, new_only=not request.after_sequence
-        ):
+        # Without a sequence to resume from, only the events from now on.
+        after = request.after_sequence or await self._hub.last_sequence()
+        async for event in self._hub.events(streams.EVENTS_SUBJECTS, after):
             yield tuner_service_pb2.WatchEventsResponse(event=event)
-
-    async def _events(
-        self,
-        subject: str,
-        after_sequence: int,
-        idle: float | None = None,
-        new_only: bool = False,
-    ) -> AsyncIterator[event_pb2.JobEvent]:
-        """Events on `subject` after a stream sequence; stops after `idle` quiet seconds if set."""
-        if new_only:
-            config = ConsumerConfig(deliver_policy=DeliverPolicy.NEW)
-        elif after_sequence:
-            config = ConsumerConfig(
-                deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=after_sequence + 1
-            )
-        else:
-            config = ConsumerConfig(deliver_policy=DeliverPolicy.ALL)
-        sub = await self._js.subscribe(
-            subject, stream=streams.EVENTS_STREAM, ordered_consumer=True, config=config
-        )
-        try:
-            while True:
-                try:
-                    msg = await sub.next_msg(timeout=idle or 30)
-                except TimeoutError:  # nats-py raises its own or asyncio's
-                    if idle is not None:
-                        return
-                    continue
-                try:
-                    event = event_pb2.JobEvent.FromString(msg.data)
-                except Exception:
-                    log.warning("skipped a malformed event on %s", msg.subject)
-                    continue
-                event.sequence = msg.metadata.sequence.stream
-                yield event
-        finally:
-            await asyncio.shield(sub.unsubscribe())

@@ -83,7 +83,7 @@ def chunk_sizes(model: int, device: torch.device) -> tuple[int, int]:
 def memory_format(model: int, device: torch.device) -> torch.memory_format:
     """channels_last for the CNN on a CPU: oneDNN's convolutions work in it natively.
 
-    Measured on 2 cores: evaluation ~2x, training ~10-15% faster; the same math. Not
+    Measured on 2 cores: evaluation ~2x, training 5-15% faster; the same math. Not
     measured on a GPU, so left as it was there.
     """
     if device.type == "cpu" and model == job_pb2.MODEL_CNN:
@@ -94,9 +94,9 @@ def memory_format(model: int, device: torch.device) -> torch.memory_format:
 def cpu_threads(model: int, device: torch.device) -> int:
     """A cap on torch's threads for the job, 0 for none.
 
-    The MLP's matrices (batch x 784 x 256) are too small to split: on 2 cores a second thread
-    gained nothing when the machine was idle and made steps 3-10x slower whenever another
-    process wanted a core, as the scheduler, NATS and the database do beside a trainer.
+    The MLP's matrices (batch x 784 x 256) are too small to split well: on 2 cores a second
+    thread gained at most a fifth on an idle machine and made steps 3-10x slower whenever
+    another process wanted a core, as the scheduler, NATS and the database do beside a trainer.
     """
     return 1 if device.type == "cpu" and model == job_pb2.MODEL_MLP else 0
 

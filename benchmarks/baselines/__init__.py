@@ -1,0 +1,1 @@
+"""The scheduler as it was, to measure changes against in the same run."""

@@ -1,0 +1,205 @@
+"""Job events for watchers: one JetStream consumer per watched subject, shared in-process.
+
+A consumer per watcher made NATS push, and the scheduler decode, every event once per watcher,
+and nats-server caps a stream at 1000 consumers. The hub reads a subject once and hands each
+event to all of its watchers. A watcher that falls behind, or whose shared consumer fails,
+goes on alone from its last sequence, so it still gets every event once and in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from nats.js import JetStreamContext
+from nats.js.api import ConsumerConfig, DeliverPolicy
+
+from tuner import streams
+from tuner.v1 import event_pb2
+
+log = logging.getLogger(__name__)
+
+# None tells a watcher to leave the hub and read on by itself.
+Queue = asyncio.Queue[event_pb2.JobEvent | None]
+
+
+async def replay(
+    js: JetStreamContext,
+    subject: str,
+    after_sequence: int,
+    idle: float | None = None,
+    new_only: bool = False,
+) -> AsyncIterator[event_pb2.JobEvent]:
+    """Events on `subject` after a stream sequence, through a consumer of the caller's own.
+
+    Stops after `idle` quiet seconds if set, else goes on with live events.
+    """
+    if new_only:
+        config = ConsumerConfig(deliver_policy=DeliverPolicy.NEW)
+    elif after_sequence:
+        config = ConsumerConfig(
+            deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=after_sequence + 1
+        )
+    else:
+        config = ConsumerConfig(deliver_policy=DeliverPolicy.ALL)
+    sub = await js.subscribe(
+        subject, stream=streams.EVENTS_STREAM, ordered_consumer=True, config=config
+    )
+    try:
+        async for event in _read(sub, idle):
+            yield event
+    finally:
+        await asyncio.shield(sub.unsubscribe())
+
+
+async def _read(
+    sub: JetStreamContext.PushSubscription, idle: float | None
+) -> AsyncIterator[event_pb2.JobEvent]:
+    """Decoded events, their sequences set; ends after `idle` quiet seconds if set."""
+    while True:
+        try:
+            msg = await sub.next_msg(timeout=idle or 30)
+        except TimeoutError:  # nats-py raises its own or asyncio's
+            if idle is not None:
+                return
+            continue
+        try:
+            event = event_pb2.JobEvent.FromString(msg.data)
+        except Exception:
+            log.warning("skipped a malformed event on %s", msg.subject)
+            continue
+        event.sequence = msg.metadata.sequence.stream
+        yield event
+
+
+@dataclass(eq=False)
+class _Topic:
+    """One subject's shared consumer: its newest events and the queues of its watchers."""
+
+    events: deque[event_pb2.JobEvent]
+    # Every event after this sequence is in `events` or yet to be read.
+    covered_after: int = 0
+    members: int = 0
+    watchers: set[Queue] = field(default_factory=set)
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+    failed: bool = False
+    pump: asyncio.Task[None] | None = None
+
+
+class EventHub:
+    """Shares one consumer among the watchers of each subject.
+
+    A job run's subject is read from its first event; a wildcard (all jobs) from the stream's
+    newest `backlog` messages, so that a client reconnecting soon after resumes in the hub.
+    A subject keeps its newest `backlog` events while it has watchers; a watcher more than
+    `max_lag` events behind leaves the hub.
+    """
+
+    def __init__(self, js: JetStreamContext, backlog: int = 4096, max_lag: int = 4096) -> None:
+        self._js = js
+        self._backlog = backlog
+        self._max_lag = max_lag
+        self._topics: dict[str, _Topic] = {}
+
+    async def last_sequence(self) -> int:
+        """The events stream's newest sequence: after it, only new events."""
+        info = await self._js.stream_info(streams.EVENTS_STREAM)
+        return info.state.last_seq
+
+    def watched(self) -> int:
+        """Subjects read for watchers now, one consumer each."""
+        return len(self._topics)
+
+    async def events(self, subject: str, after_sequence: int) -> AsyncIterator[event_pb2.JobEvent]:
+        """Events on `subject` after `after_sequence`, then live ones, until the caller stops."""
+        last = after_sequence
+        topic = self._join(subject)
+        try:
+            await topic.ready.wait()
+            if not topic.failed and last >= topic.covered_after:
+                async for event in self._follow(topic, last):
+                    last = event.sequence
+                    yield event
+        finally:
+            self._leave(subject, topic)
+        async for event in replay(self._js, subject, last):
+            yield event
+
+    def _join(self, subject: str) -> _Topic:
+        topic = self._topics.get(subject)
+        if topic is None:
+            topic = self._topics[subject] = _Topic(deque(maxlen=self._backlog))
+            topic.pump = asyncio.create_task(self._pump(subject, topic))
+        topic.members += 1
+        return topic
+
+    def _leave(self, subject: str, topic: _Topic) -> None:
+        topic.members -= 1
+        if topic.members == 0:
+            if self._topics.get(subject) is topic:
+                del self._topics[subject]
+            if topic.pump is not None:
+                topic.pump.cancel()
+
+    async def _follow(self, topic: _Topic, after: int) -> AsyncIterator[event_pb2.JobEvent]:
+        queue: Queue = asyncio.Queue()
+        # No await between the copy and the registration: every event lands in one of them.
+        backlog = [event for event in topic.events if event.sequence > after]
+        topic.watchers.add(queue)
+        try:
+            for event in backlog:
+                yield event
+            while (live := await queue.get()) is not None:
+                if live.sequence > after:
+                    yield live
+        finally:
+            topic.watchers.discard(queue)
+
+    async def _pump(self, subject: str, topic: _Topic) -> None:
+        try:
+            if "*" in subject or ">" in subject:
+                start = max(1, await self.last_sequence() - self._backlog + 1)
+                topic.covered_after = start - 1
+                config = ConsumerConfig(
+                    deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=start
+                )
+            else:
+                config = ConsumerConfig(deliver_policy=DeliverPolicy.ALL)
+            sub = await self._js.subscribe(
+                subject, stream=streams.EVENTS_STREAM, ordered_consumer=True, config=config
+            )
+        except Exception as error:
+            self._fail(subject, topic, error)
+            return
+        topic.ready.set()
+        try:
+            async for event in _read(sub, None):
+                self._publish(topic, event)
+        except Exception as error:
+            self._fail(subject, topic, error)
+        finally:
+            await asyncio.shield(sub.unsubscribe())
+
+    def _publish(self, topic: _Topic, event: event_pb2.JobEvent) -> None:
+        if len(topic.events) == topic.events.maxlen:
+            topic.covered_after = topic.events[0].sequence
+        topic.events.append(event)
+        for queue in list(topic.watchers):
+            if queue.qsize() >= self._max_lag:
+                topic.watchers.discard(queue)
+                queue.put_nowait(None)
+            else:
+                queue.put_nowait(event)
+
+    def _fail(self, subject: str, topic: _Topic, error: BaseException) -> None:
+        log.warning("reading %s for watchers failed, they go on alone: %s", subject, error)
+        topic.failed = True
+        topic.ready.set()
+        if self._topics.get(subject) is topic:
+            del self._topics[subject]
+        for queue in topic.watchers:
+            queue.put_nowait(None)
+        topic.watchers.clear()
