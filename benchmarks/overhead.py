@@ -1,13 +1,17 @@
 """Row 2: a 1-epoch MLP job through the whole stack against the same training in-process.
 
 The in-process side is `python -m benchmarks.overhead SEED`: data.load + training.train, in a
-process of its own with the trainer's thread setting, while the stack stands idle.
+process of its own with the trainer's thread setting, while the stack stands idle. Each seed
+runs both ways back to back, in-process first; a 2 s job moves by a tenth from run to run, so
+the jobs after the first are also summed up by their median ratio.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -16,7 +20,7 @@ from benchmarks.cluster import BenchStack, Run, mlp, seconds, submit_and_watch
 from benchmarks.common import Json, Section, data_root, ms, run_worker
 from tuner.client import TunerClient
 
-FIRST_SEED, SECOND_SEED = 2_001, 2_002
+SEEDS = (2_001, 2_002, 2_003, 2_004)  # the first job, then the ones to take the median of
 TARGET = 1.10
 
 
@@ -73,13 +77,14 @@ async def run(bench: BenchStack) -> Section:
     threads = bench.threads_per_trainer(len(bench.trainers))
     env = dict(os.environ, TUNER_DATA_DIR=str(root), TUNER_TORCH_THREADS=str(threads))
     fresh = bench.jobs_trained == 0
-    baseline = {
-        seed: run_worker("benchmarks.overhead", [str(seed)], env=env)
-        for seed in (FIRST_SEED, SECOND_SEED)
-    }
+    pairs: list[tuple[int, Json, Json]] = []
     async with TunerClient(bench.address, "bench") as client:
-        jobs = [split(await submit_and_watch(client, mlp(seed))) for seed in baseline]
-    bench.jobs_trained += 2
+        for seed in SEEDS:
+            args = [str(seed)]
+            alone = await asyncio.to_thread(run_worker, "benchmarks.overhead", args, env=env)
+            job = split(await submit_and_watch(client, mlp(seed)))
+            bench.jobs_trained += 1
+            pairs.append((seed, job, alone))
     section = Section(
         "Row 2: a 1-epoch MLP job (MNIST, batch 64) through the stack vs in-process",
         [
@@ -94,14 +99,14 @@ async def run(bench: BenchStack) -> Section:
             "event path",
         ],
     )
-    names = ["first job" if fresh else "a job", "second job"]
-    for name, job, (seed, alone) in zip(names, jobs, baseline.items(), strict=True):
+    for index, (seed, job, alone) in enumerate(pairs):
+        name = "first job" if index == 0 and fresh else "a job"
         section.rows.append(
             [
                 f"{name} (seed {seed})",
                 f"{job['total_s']:.2f}",
                 f"{alone['whole_s']:.2f}",
-                f"{job['total_s'] / alone['whole_s']:.2f}x (target <= {TARGET})",
+                f"{job['total_s'] / alone['whole_s']:.2f}x",
                 ms(job["submit_s"]),
                 ms(job["to_start_s"]),
                 ms(job["before_and_after_training_s"]),
@@ -110,6 +115,13 @@ async def run(bench: BenchStack) -> Section:
                 ms(job["event_path_s"]),
             ]
         )
+    later = pairs[1:]
+    ratio = statistics.median(job["total_s"] / alone["whole_s"] for _, job, alone in later)
+    met = "met" if ratio <= TARGET else "MISSED"
+    section.rows.append(
+        [f"median of the {len(later)} after the first", "", "", f"{ratio:.2f}x", *[""] * 5]
+    )
+    section.rows.append(["target", "", "", f"<= {TARGET}: {met}", *[""] * 5])
     section.notes += [
         "process start is excluded: the stack is up and the trainer idle before the job "
         f"({threads} torch thread(s), as in-process); the first job of a trainer loads the data",
@@ -117,7 +129,13 @@ async def run(bench: BenchStack) -> Section:
         "trainer's started to succeeded minus train+eval (data load, model build, flushing "
         "progress); event path = trainer's succeeded event to the SUCCEEDED state at the client",
     ]
-    section.data = {"jobs": jobs, "in_process": list(baseline.values()), "threads": threads}
+    section.data = {
+        "jobs": [job for _, job, _ in pairs],
+        "in_process": [alone for _, _, alone in pairs],
+        "seeds": [seed for seed, _, _ in pairs],
+        "median_ratio": ratio,
+        "threads": threads,
+    }
     return section
 
 

@@ -115,6 +115,19 @@ def torch_threads(cap: int) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
+def batch_order(count: int, generator: torch.Generator) -> torch.Tensor:
+    """One epoch's sample order: the one DataLoader(shuffle=True, generator=generator) draws.
+
+    So a job's seed gives the batches a plain PyTorch script seeded alike sees. Per epoch the
+    DataLoader draws a base seed for its workers, the permutation, and a second permutation
+    that RandomSampler computes and throws away at the epoch's end; the same draws keep step.
+    """
+    torch.empty((), dtype=torch.int64).random_(generator=generator)
+    order = torch.randperm(count, generator=generator)
+    torch.randperm(count, generator=generator)
+    return order
+
+
 def _duration(nanoseconds: int) -> duration_pb2.Duration:
     duration = duration_pb2.Duration()
     duration.FromNanoseconds(nanoseconds)
@@ -199,7 +212,7 @@ def _train(
     for epoch in range(1, hp.epochs + 1):
         started = time.perf_counter_ns()
         model.train()
-        order = torch.randperm(count, generator=generator).to(device)
+        order = batch_order(count, generator).to(device)
         # Summed on the device and read only when reported: a read per batch would sync.
         loss_sum = torch.zeros((), device=device)
         seen = 0

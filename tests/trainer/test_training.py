@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from torch.utils.data import DataLoader, TensorDataset
 
 from trainer import data, models, training
 from tuner.v1 import job_pb2
@@ -224,3 +225,14 @@ def test_pick_device() -> None:
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="CUDA is not available"):
             training.pick_device("cuda")
+
+
+def test_the_batch_order_is_the_one_a_seeded_dataloader_draws() -> None:
+    samples = TensorDataset(torch.arange(1000))
+    loader = DataLoader(
+        samples, batch_size=64, shuffle=True, generator=torch.Generator().manual_seed(7)
+    )
+    generator = torch.Generator().manual_seed(7)
+    for _ in range(3):
+        expected = torch.cat([batch for (batch,) in loader])
+        assert torch.equal(training.batch_order(1000, generator), expected)
