@@ -117,11 +117,16 @@ async def run(bench: BenchStack) -> Section:
         )
     later = pairs[1:]
     ratio = statistics.median(job["total_s"] / alone["whole_s"] for _, job, alone in later)
-    met = "met" if ratio <= TARGET else "MISSED"
-    section.rows.append(
-        [f"median of the {len(later)} after the first", "", "", f"{ratio:.2f}x", *[""] * 5]
+    # The trainer keeps its data loaded between jobs; an in-process run loads it every time.
+    strict = statistics.median(
+        job["total_s"] / (alone["whole_s"] - alone["load_s"]) for _, job, alone in later
     )
-    section.rows.append(["target", "", "", f"<= {TARGET}: {met}", *[""] * 5])
+    met = "met" if max(ratio, strict) <= TARGET else "MISSED"
+    section.rows += [
+        [f"median of the {len(later)} after the first", "", "", f"{ratio:.2f}x", *[""] * 5],
+        ["  the same, in-process without its data load", "", "", f"{strict:.2f}x", *[""] * 5],
+        ["target", "", "", f"<= {TARGET}: {met}", *[""] * 5],
+    ]
     section.notes += [
         "process start is excluded: the stack is up and the trainer idle before the job "
         f"({threads} torch thread(s), as in-process); the first job of a trainer loads the data",
@@ -134,6 +139,7 @@ async def run(bench: BenchStack) -> Section:
         "in_process": [alone for _, _, alone in pairs],
         "seeds": [seed for seed, _, _ in pairs],
         "median_ratio": ratio,
+        "median_ratio_without_load": strict,
         "threads": threads,
     }
     return section
