@@ -251,3 +251,22 @@ async def test_cancel_is_offered_only_for_my_active_jobs(client: TunerClient) ->
         for shown, expected in cases:
             screen = JobDetailScreen(app.client, shown, app.clock, live=False)
             assert bool(screen.check_action("cancel_job", ())) is expected
+
+
+async def test_a_job_screen_says_when_its_watch_is_lost_and_back(client: TunerClient) -> None:
+    app = offline_app(client)
+    async with app.run_test() as pilot:
+        # Live: it watches the job at an address where nothing listens.
+        screen = JobDetailScreen(app.client, job(1, hp(1), RUNNING), app.clock, live=True)
+        await app.push_screen(screen)
+        await until(pilot, lambda: screen.has_class("-offline"), timeout=5, what="offline")
+        lost = [n.message for n in app._notifications if n.title == "Connection lost"]
+        assert len(lost) == 1 and lost[0].startswith("Watching this job again in 1s (")
+
+        screen.post_message(Connected())
+        await pilot.pause()
+        assert not screen.has_class("-offline")
+        screen.post_message(RequestFailed("watch", "NOT_FOUND", "job_id: no job 1 exists"))
+        await pilot.pause()
+        failed = [(n.title, n.message) for n in app._notifications if n.severity == "error"]
+        assert failed == [("NOT_FOUND", "watch: job_id: no job 1 exists")]

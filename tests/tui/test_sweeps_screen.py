@@ -13,7 +13,7 @@ from tests.tui.sweep_data import EMPTY_SWEEP, FINISHED_SWEEP, RUNNING_SWEEP, TRI
 from tui import sweeps
 from tui.app import TunerApp
 from tui.clock import fixed
-from tui.messages import SweepsLoaded, SweepSnapshot
+from tui.messages import Connected, RequestFailed, SweepsLoaded, SweepSnapshot
 from tui.screens.sweep_detail import SweepDetailScreen
 from tui.screens.sweeps import EMPTY, SweepsScreen
 from tui.widgets.sweep_trials import AccuracyChart, TrialsTable
@@ -161,3 +161,22 @@ def test_sweep_detail(snap_compare: SnapCompare, offline_client: TunerClient) ->
 
     app = TunerApp(offline_client, clock=fixed(NOW), live=False)
     assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
+
+
+async def test_a_sweep_screen_says_when_its_watch_is_lost_and_back(client: TunerClient) -> None:
+    app = offline_app(client)
+    async with app.run_test() as pilot:
+        # Live: it watches the sweep at an address where nothing listens.
+        screen = SweepDetailScreen(app.client, RUNNING_SWEEP, app.clock, live=True)
+        await app.push_screen(screen)
+        await until(pilot, lambda: screen.has_class("-offline"), timeout=5, what="offline")
+        lost = [n.message for n in app._notifications if n.title == "Connection lost"]
+        assert len(lost) == 1 and lost[0].startswith("Watching this sweep again in 1s (")
+
+        screen.post_message(Connected())
+        await pilot.pause()
+        assert not screen.has_class("-offline")
+        screen.post_message(RequestFailed("watch sweep", "NOT_FOUND", "sweep_id: no sweep"))
+        await pilot.pause()
+        failed = [(n.title, n.message) for n in app._notifications if n.severity == "error"]
+        assert failed == [("NOT_FOUND", "watch sweep: sweep_id: no sweep")]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
+from collections.abc import Callable
 from typing import ClassVar
 
 import grpc
@@ -10,32 +10,29 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.screen import Screen
 from textual.widgets import Footer, Label, Static
 
 from tui import formatting
-from tui.backoff import Backoff
 from tui.clock import Clock
 from tui.jobs import ACTIVE, supersedes
 from tui.messages import (
-    Connected,
-    ConnectionLost,
     EventReceived,
     JobSnapshot,
     ProgressReceived,
     RequestFailed,
     event_message,
 )
+from tui.screens.watching import WatchingScreen
 from tui.widgets.history import EpochChart, EpochTable
 from tui.widgets.job_summary import JobSummary
 from tuner.client import TERMINAL_STATES, TunerClient
 from tuner.v1 import job_pb2
 
-FINAL_CODES = (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT)
 
-
-class JobDetailScreen(Screen[None]):
+class JobDetailScreen(WatchingScreen):
     """Watches its job until it is final, resuming after the last event it saw."""
+
+    WATCHED = "job"
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "app.pop_screen", "Back"),
@@ -107,25 +104,17 @@ class JobDetailScreen(Screen[None]):
 
     @work(exclusive=True, group="watch")
     async def watch_job(self) -> None:
-        backoff = Backoff()
-        while True:
-            try:
-                async for response in self._client.watch(self.job.id, self.last_sequence):
-                    if response.WhichOneof("kind") == "job":
-                        self.post_message(JobSnapshot(response.job))
-                        self.post_message(Connected())
-                        backoff.reset()
-                        continue
-                    self.last_sequence = response.event.sequence
-                    self.post_message(event_message(response.event))
-                return  # the job is final and every event of it was sent
-            except grpc.aio.AioRpcError as error:
-                if error.code() in FINAL_CODES:
-                    self.post_message(RequestFailed.of("watch", error))
-                    return
-                delay = backoff.next()
-                self.post_message(ConnectionLost(formatting.reason(error), delay))
-                await asyncio.sleep(delay)
+        async def follow(connected: Callable[[], None]) -> None:
+            async for response in self._client.watch(self.job.id, self.last_sequence):
+                if response.WhichOneof("kind") == "job":
+                    self.post_message(JobSnapshot(response.job))
+                    connected()
+                    continue
+                self.last_sequence = response.event.sequence
+                self.post_message(event_message(response.event))
+            # the job is final and every event of it was sent
+
+        await self.keep_watching("watch", follow)
 
     @work(exclusive=True, group="cancel")
     async def cancel(self) -> None:
@@ -169,21 +158,3 @@ class JobDetailScreen(Screen[None]):
         ):
             self.job.history.append(event.epoch_completed)
             self.show()
-
-    @on(Connected)
-    def _connected(self) -> None:
-        self.remove_class("-offline")
-
-    @on(ConnectionLost)
-    def _lost(self, message: ConnectionLost) -> None:
-        if not self.has_class("-offline"):
-            self.notify(
-                f"Watching this job again in {message.retry_in:g}s ({message.reason}).",
-                title="Connection lost",
-                severity="warning",
-            )
-        self.add_class("-offline")
-
-    @on(RequestFailed)
-    def _failed(self, message: RequestFailed) -> None:
-        self.notify(f"{message.action}: {message.details}", title=message.code, severity="error")

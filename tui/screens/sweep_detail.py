@@ -2,30 +2,30 @@
 
 from __future__ import annotations
 
-import asyncio
+from collections.abc import Callable
 from typing import ClassVar
 
 import grpc
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.screen import Screen
 from textual.widgets import Footer, Label, Static
 
-from tui import formatting, sweeps
-from tui.backoff import Backoff
+from tui import sweeps
 from tui.clock import Clock
-from tui.messages import Connected, ConnectionLost, RequestFailed, SweepSnapshot
+from tui.messages import RequestFailed, SweepSnapshot
+from tui.screens.watching import WatchingScreen
 from tui.widgets.sweep_trials import AccuracyChart, TrialsTable
 from tuner.client import TunerClient
 from tuner.v1 import sweep_pb2
 
-FINAL_CODES = (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT)
 STATES = ("running", "succeeded", "cancelled")
 
 
-class SweepDetailScreen(Screen[None]):
+class SweepDetailScreen(WatchingScreen):
     """Watches its sweep until it ends, watching again after a lost connection."""
+
+    WATCHED = "sweep"
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "app.pop_screen", "Back"),
@@ -79,21 +79,13 @@ class SweepDetailScreen(Screen[None]):
 
     @work(exclusive=True, group="watch")
     async def watch_sweep(self) -> None:
-        backoff = Backoff()
-        while True:
-            try:
-                async for sweep in self._client.watch_sweep(self.sweep.id):
-                    self.post_message(SweepSnapshot(sweep))
-                    self.post_message(Connected())
-                    backoff.reset()
-                return  # the sweep has ended
-            except grpc.aio.AioRpcError as error:
-                if error.code() in FINAL_CODES:
-                    self.post_message(RequestFailed.of("watch sweep", error))
-                    return
-                delay = backoff.next()
-                self.post_message(ConnectionLost(formatting.reason(error), delay))
-                await asyncio.sleep(delay)
+        async def follow(connected: Callable[[], None]) -> None:
+            async for sweep in self._client.watch_sweep(self.sweep.id):
+                self.post_message(SweepSnapshot(sweep))
+                connected()
+            # the sweep has ended
+
+        await self.keep_watching("watch sweep", follow)
 
     @work(exclusive=True, group="cancel")
     async def cancel(self) -> None:
@@ -115,21 +107,3 @@ class SweepDetailScreen(Screen[None]):
             return
         self.sweep = message.sweep
         self.show()
-
-    @on(Connected)
-    def _connected(self) -> None:
-        self.remove_class("-offline")
-
-    @on(ConnectionLost)
-    def _lost(self, message: ConnectionLost) -> None:
-        if not self.has_class("-offline"):
-            self.notify(
-                f"Watching this sweep again in {message.retry_in:g}s ({message.reason}).",
-                title="Connection lost",
-                severity="warning",
-            )
-        self.add_class("-offline")
-
-    @on(RequestFailed)
-    def _failed(self, message: RequestFailed) -> None:
-        self.notify(f"{message.action}: {message.details}", title=message.code, severity="error")

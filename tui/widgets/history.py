@@ -6,9 +6,9 @@ from typing import ClassVar
 
 from textual.app import RenderResult
 from textual.widgets import DataTable
-from textual_plotext import PlotextPlot
 
 from tui import formatting
+from tui.widgets.plot import ThemedPlot
 from tuner.v1 import job_pb2
 
 COLUMNS = ("epoch", "train loss", "test loss", "accuracy", "training", "evaluation")
@@ -43,7 +43,7 @@ class EpochTable(DataTable[str]):
             )
 
 
-class EpochChart(PlotextPlot):
+class EpochChart(ThemedPlot):
     """Train and test loss on the left axis, test accuracy (%) on the right, by epoch.
 
     The line colours are component classes, so they are set in the .tcss like all colours.
@@ -63,13 +63,6 @@ class EpochChart(PlotextPlot):
         self._history = sorted(history, key=lambda m: m.epoch)
         self.refresh()
 
-    def _colour(self, component: str) -> tuple[int, int, int] | str:
-        colour = self.get_component_rich_style(component).color
-        if colour is None:
-            return "default"
-        r, g, b = colour.get_truecolor()
-        return (r, g, b)
-
     def render(self) -> RenderResult:
         plt = self.plt
         plt.clear_data()
@@ -87,14 +80,14 @@ class EpochChart(PlotextPlot):
             [m.train_loss for m in self._history],
             label="train loss",
             marker=marker,
-            color=self._colour("epoch-chart--train-loss"),
+            color=self.colour("epoch-chart--train-loss"),
         )
         plt.plot(
             epochs,
             [m.test_loss for m in self._history],
             label="test loss",
             marker=marker,
-            color=self._colour("epoch-chart--test-loss"),
+            color=self.colour("epoch-chart--test-loss"),
         )
         plt.plot(
             epochs,
@@ -102,7 +95,7 @@ class EpochChart(PlotextPlot):
             label="accuracy %",
             marker=marker,
             yside="right",
-            color=self._colour("epoch-chart--accuracy"),
+            color=self.colour("epoch-chart--accuracy"),
         )
         plt.xticks([float(epoch) for epoch in epochs], [str(epoch) for epoch in epochs])
         plt.xlabel("epoch")

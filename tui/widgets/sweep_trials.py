@@ -6,10 +6,10 @@ from typing import ClassVar
 
 from textual.app import RenderResult
 from textual.widgets import DataTable
-from textual_plotext import PlotextPlot
 
 from tui import formatting
 from tui.sweeps import marks
+from tui.widgets.plot import ThemedPlot
 from tuner.v1 import job_pb2, sweep_pb2
 
 COLUMNS = ("#", "state", "accuracy", "epochs", "lr", "batch", "model", "optimizer", "notes")
@@ -51,7 +51,7 @@ class TrialsTable(DataTable[str]):
             self.move_cursor(row=min(cursor, self.row_count - 1))
 
 
-class AccuracyChart(PlotextPlot):
+class AccuracyChart(ThemedPlot):
     """Each measured trial's test accuracy (%) by trial number, the best and pruned ones marked.
 
     The colours are component classes, so they are set in the .tcss like all colours.
@@ -80,13 +80,6 @@ class AccuracyChart(PlotextPlot):
         self._best = sweep.best_trial
         self.refresh()
 
-    def _colour(self, component: str) -> tuple[int, int, int] | str:
-        colour = self.get_component_rich_style(component).color
-        if colour is None:
-            return "default"
-        r, g, b = colour.get_truecolor()
-        return (r, g, b)
-
     def render(self) -> RenderResult:
         plt = self.plt
         plt.clear_data()
@@ -110,7 +103,7 @@ class AccuracyChart(PlotextPlot):
                     [t.number for t in trials],
                     [t.test_accuracy * 100 for t in trials],
                     marker=marker,
-                    color=self._colour(component),
+                    color=self.colour(component),
                 )
         numbers = [t.number for t in self._trials]
         accuracies = [t.test_accuracy * 100 for t in self._trials]
