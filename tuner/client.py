@@ -5,12 +5,15 @@ from __future__ import annotations
 import builtins
 import getpass
 import os
-from collections.abc import AsyncIterator, Sequence
-from typing import cast
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any, TypeVar, cast
 
 import grpc
 
 from tuner.v1 import event_pb2, job_pb2, sweep_pb2, tuner_service_pb2, tuner_service_pb2_grpc
+
+Response = TypeVar("Response")
+Item = TypeVar("Item")
 
 DEFAULT_SERVER = "127.0.0.1:50051"
 USER_METADATA_KEY = "tuner-user"
@@ -96,27 +99,19 @@ class TunerClient:
         response = await self._stub.CancelJob(request, metadata=self._metadata)
         return response.job
 
-    async def watch(
+    def watch(
         self, job_id: str, after_sequence: int = 0
     ) -> AsyncIterator[tuner_service_pb2.WatchJobResponse]:
         """The job as it is, then its events until it ends."""
         request = tuner_service_pb2.WatchJobRequest(job_id=job_id, after_sequence=after_sequence)
         call = self._stub.WatchJob(request, metadata=self._metadata)
-        try:
-            async for response in call:
-                yield response
-        finally:
-            call.cancel()
+        return _stream(call, lambda response: response)
 
-    async def watch_events(self, after_sequence: int = 0) -> AsyncIterator[event_pb2.JobEvent]:
+    def watch_events(self, after_sequence: int = 0) -> AsyncIterator[event_pb2.JobEvent]:
         """Every job's events, from the next new one (or after `after_sequence`)."""
         request = tuner_service_pb2.WatchEventsRequest(after_sequence=after_sequence)
         call = self._stub.WatchEvents(request, metadata=self._metadata)
-        try:
-            async for response in call:
-                yield response.event
-        finally:
-            call.cancel()
+        return _stream(call, lambda response: response.event)
 
     async def create_sweep(self, spec: sweep_pb2.SweepSpec) -> sweep_pb2.Sweep:
         request = tuner_service_pb2.CreateSweepRequest(spec=spec)
@@ -135,15 +130,22 @@ class TunerClient:
         request = tuner_service_pb2.CancelSweepRequest(sweep_id=sweep_id)
         return (await self._stub.CancelSweep(request, metadata=self._metadata)).sweep
 
-    async def watch_sweep(self, sweep_id: str) -> AsyncIterator[sweep_pb2.Sweep]:
+    def watch_sweep(self, sweep_id: str) -> AsyncIterator[sweep_pb2.Sweep]:
         """The sweep now, then each time it changes, until it ends."""
         request = tuner_service_pb2.WatchSweepRequest(sweep_id=sweep_id)
         call = self._stub.WatchSweep(request, metadata=self._metadata)
-        try:
-            async for response in call:
-                yield response.sweep
-        finally:
-            call.cancel()
+        return _stream(call, lambda response: response.sweep)
+
+
+async def _stream(
+    call: grpc.aio.UnaryStreamCall[Any, Response], pick: Callable[[Response], Item]
+) -> AsyncIterator[Item]:
+    """What `pick` takes from each response of a stream; cancels the call if its reader stops."""
+    try:
+        async for response in call:
+            yield pick(response)
+    finally:
+        call.cancel()
 
 
 TERMINAL_STATES = frozenset(
