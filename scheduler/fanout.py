@@ -27,32 +27,33 @@ Queue = asyncio.Queue[event_pb2.JobEvent | None]
 
 
 async def replay(
-    js: JetStreamContext,
-    subject: str,
-    after_sequence: int,
-    idle: float | None = None,
-    new_only: bool = False,
+    js: JetStreamContext, subject: str, after_sequence: int, idle: float | None = None
 ) -> AsyncIterator[event_pb2.JobEvent]:
     """Events on `subject` after a stream sequence, through a consumer of the caller's own.
 
     Stops after `idle` quiet seconds if set, else goes on with live events.
     """
-    if new_only:
-        config = ConsumerConfig(deliver_policy=DeliverPolicy.NEW)
-    elif after_sequence:
-        config = ConsumerConfig(
-            deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=after_sequence + 1
-        )
-    else:
-        config = ConsumerConfig(deliver_policy=DeliverPolicy.ALL)
-    sub = await js.subscribe(
-        subject, stream=streams.EVENTS_STREAM, ordered_consumer=True, config=config
-    )
+    sub = await _subscribe(js, subject, after_sequence)
     try:
         async for event in _read(sub, idle):
             yield event
     finally:
         await asyncio.shield(sub.unsubscribe())
+
+
+async def _subscribe(
+    js: JetStreamContext, subject: str, after_sequence: int
+) -> JetStreamContext.PushSubscription:
+    """An ordered consumer of `subject` from the event after `after_sequence` (0: the first)."""
+    if after_sequence:
+        config = ConsumerConfig(
+            deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=after_sequence + 1
+        )
+    else:
+        config = ConsumerConfig(deliver_policy=DeliverPolicy.ALL)
+    return await js.subscribe(
+        subject, stream=streams.EVENTS_STREAM, ordered_consumer=True, config=config
+    )
 
 
 async def _read(
@@ -161,16 +162,8 @@ class EventHub:
     async def _pump(self, subject: str, topic: _Topic) -> None:
         try:
             if "*" in subject or ">" in subject:
-                start = max(1, await self.last_sequence() - self._backlog + 1)
-                topic.covered_after = start - 1
-                config = ConsumerConfig(
-                    deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=start
-                )
-            else:
-                config = ConsumerConfig(deliver_policy=DeliverPolicy.ALL)
-            sub = await self._js.subscribe(
-                subject, stream=streams.EVENTS_STREAM, ordered_consumer=True, config=config
-            )
+                topic.covered_after = max(0, await self.last_sequence() - self._backlog)
+            sub = await _subscribe(self._js, subject, topic.covered_after)
         except Exception as error:
             self._fail(subject, topic, error)
             return
