@@ -10,7 +10,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tuner.client import TERMINAL_STATES, TunerClient
+from tuner.client import TunerClient
+from tuner.core import states
 from tuner.stack import LOOPBACK, Stack, free_port, wait_until_serving
 from tuner.v1 import event_pb2, job_pb2
 
@@ -154,7 +155,7 @@ async def watch(
             continue
         event = response.event
         watched.events.append((arrived, event))
-        if event.HasField("state_changed") and event.state_changed.job.state in TERMINAL_STATES:
+        if event.HasField("state_changed") and event.state_changed.job.state in states.TERMINAL:
             break
     return watched
 

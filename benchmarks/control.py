@@ -25,10 +25,10 @@ from benchmarks.cluster import (
 from benchmarks.common import Json, ProcessSample, Section, ms, percentile
 from store.documents import new_job, result_doc
 from store.jobs import JobStore
-from store.transitions import RUNNING, SUCCEEDED
-from tuner import streams
-from tuner.client import TERMINAL_STATES, TunerClient
-from tuner.hyperparameters import canonical_key, job_id, normalized
+from tuner.client import TunerClient
+from tuner.core import states, streams
+from tuner.core.hyperparameters import canonical_key, job_id, normalized
+from tuner.core.states import RUNNING, SUCCEEDED
 from tuner.v1 import job_pb2
 
 SUBMITS = 200
@@ -339,7 +339,7 @@ async def fan_out(bench: BenchStack, watchers: int, seed: int) -> Json:
     # The next watcher fails while the server still counts these; wait for them to go.
     drained_s = await consumers_drained(bench.nats_url, baseline)
     counts = [len(w.events) for w in seen]
-    finished = [w for w in seen if w.final is not None and w.final.state in TERMINAL_STATES]
+    finished = [w for w in seen if w.final is not None and w.final.state in states.TERMINAL]
     reference = max((w.sequences() for w in seen), key=len)
     complete = all(w.sequences() == reference for w in seen) and len(reference) == expected
     # Each watcher counts the events sent once it was connected (earlier ones are a replay).

@@ -1,15 +1,16 @@
 """python -m scheduler: run the scheduler with configuration from the environment."""
 
 import asyncio
+import os
 import sys
 
-from scheduler.auth import ConfigError
 from scheduler.config import Config
 from scheduler.main import main
-from tuner.logs import setup_logging
+from tuner.core.env import ConfigError, log_level
+from tuner.core.logs import setup_logging
 
-setup_logging()
 try:
+    setup_logging(log_level(os.environ))
     config = Config.from_env()
 except ConfigError as error:
     sys.exit(f"scheduler: {error}")

@@ -12,12 +12,13 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
-from scheduler.consume import consume
 from scheduler.dispatch import Dispatcher
+from scheduler.outages import OUTAGES
 from store.documents import now
 from store.jobs import JobStore
-from store.transitions import FAILED
-from tuner import streams
+from tuner.core import streams
+from tuner.core.consume import consume
+from tuner.core.states import FAILED
 from tuner.v1 import event_pb2
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,7 @@ class GiveUps:
             self.handle,
             stopping,
             batch=10,
+            transient=OUTAGES,
         )
 
     async def handle(self, msg: Msg) -> None:

@@ -13,17 +13,14 @@ from typing import Any
 
 import grpc
 
-from tuner.client import USER_METADATA_KEY
+from tuner.core import metadata
+from tuner.core.env import ConfigError
 
 USER = re.compile(r"[\w.@+-]{1,128}")
 TOKEN_LINE = re.compile(r"\s*([\w.@+-]{1,128})\s*:\s*(\S{16,})\s*")
 PROTECTED_PREFIX = "/tuner.v1."  # health checks and reflection stay open, for probes
 
 current_user: contextvars.ContextVar[str] = contextvars.ContextVar("current_user")
-
-
-class ConfigError(ValueError):
-    """Bad authentication settings; the message says which and why."""
 
 
 def parse_tokens(text: str, source: str) -> dict[str, str]:
@@ -73,16 +70,16 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
     def __init__(self, tokens: Mapping[str, str]) -> None:
         self._tokens = dict(tokens)
 
-    def identify(self, metadata: Mapping[str, str]) -> str | Refusal:
+    def identify(self, headers: Mapping[str, str]) -> str | Refusal:
         if not self._tokens:
-            user = metadata.get(USER_METADATA_KEY, "anonymous")
+            user = headers.get(metadata.USER, "anonymous")
             if not USER.fullmatch(user):
                 return Refusal(
                     grpc.StatusCode.INVALID_ARGUMENT,
-                    f"{USER_METADATA_KEY}: must be 1-128 letters, digits or . @ + - _",
+                    f"{metadata.USER}: must be 1-128 letters, digits or . @ + - _",
                 )
             return user
-        scheme, _, token = metadata.get("authorization", "").partition(" ")
+        scheme, _, token = headers.get(metadata.AUTHORIZATION, "").partition(" ")
         if scheme.lower() != "bearer" or not token:
             return Refusal(
                 grpc.StatusCode.UNAUTHENTICATED,

@@ -1,4 +1,4 @@
-"""Scheduler configuration, read once from TUNER_* environment variables."""
+"""Scheduler configuration, read and checked once, from TUNER_* environment variables."""
 
 from __future__ import annotations
 
@@ -6,18 +6,10 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from scheduler.auth import ConfigError, is_loopback, load_tokens
-from tuner.streams import QueuePolicy
-
-
-def number(env: Mapping[str, str], name: str, default: str, kind: type[float] = float) -> float:
-    try:
-        value = kind(env.get(name, default))
-    except ValueError:
-        raise ConfigError(f"{name}: expected a number, got {env[name]!r}") from None
-    if value <= 0:
-        raise ConfigError(f"{name}: must be positive, got {value}")
-    return value
+from scheduler.auth import is_loopback, load_tokens
+from tuner.core import env as settings
+from tuner.core.env import ConfigError
+from tuner.core.streams import QueuePolicy
 
 
 @dataclass(frozen=True)
@@ -29,6 +21,7 @@ class Config:
     queue: QueuePolicy
     grace_seconds: float
     max_active_per_user: int
+    nats_ca_file: str = ""
     tls_cert_file: str = ""
     tls_key_file: str = ""
     # token -> user id; empty means callers name themselves, allowed on loopback only
@@ -39,19 +32,18 @@ class Config:
         """Raises ConfigError naming the variable that is wrong."""
         e = os.environ if env is None else env
         config = cls(
-            listen=e.get("TUNER_LISTEN", "127.0.0.1:50051"),
-            mongo_uri=e.get("TUNER_MONGO_URI", "mongodb://127.0.0.1:27017/?directConnection=true"),
-            database=e.get("TUNER_DB_NAME", "tuner"),
-            nats_url=e.get("TUNER_NATS_URL", "nats://127.0.0.1:4222"),
-            queue=QueuePolicy(
-                ack_wait_seconds=number(e, "TUNER_ACK_WAIT_SECONDS", "30"),
-                max_deliver=int(number(e, "TUNER_MAX_DELIVER", "3", int)),
-                replicas=int(number(e, "TUNER_STREAM_REPLICAS", "1", int)),
+            listen=settings.text(e, "TUNER_LISTEN", "127.0.0.1:50051"),
+            mongo_uri=settings.text(
+                e, "TUNER_MONGO_URI", "mongodb://127.0.0.1:27017/?directConnection=true"
             ),
-            grace_seconds=number(e, "TUNER_GRACE_SECONDS", "5"),
-            max_active_per_user=int(number(e, "TUNER_MAX_ACTIVE_PER_USER", "100", int)),
-            tls_cert_file=e.get("TUNER_TLS_CERT_FILE", ""),
-            tls_key_file=e.get("TUNER_TLS_KEY_FILE", ""),
+            database=settings.text(e, "TUNER_DB_NAME", "tuner"),
+            nats_url=settings.text(e, "TUNER_NATS_URL", "nats://127.0.0.1:4222"),
+            queue=QueuePolicy.from_env(e),
+            grace_seconds=settings.number(e, "TUNER_GRACE_SECONDS", 5.0),
+            max_active_per_user=settings.integer(e, "TUNER_MAX_ACTIVE_PER_USER", 100),
+            nats_ca_file=settings.text(e, "TUNER_NATS_CA_FILE"),
+            tls_cert_file=settings.text(e, "TUNER_TLS_CERT_FILE"),
+            tls_key_file=settings.text(e, "TUNER_TLS_KEY_FILE"),
             tokens=load_tokens(e),
         )
         if bool(config.tls_cert_file) != bool(config.tls_key_file):

@@ -11,7 +11,7 @@ from nats.js.errors import APIError
 
 from store.documents import Document, job_from, now
 from store.jobs import JobStore
-from tuner import streams
+from tuner.core import streams
 from tuner.v1 import event_pb2
 
 log = logging.getLogger(__name__)

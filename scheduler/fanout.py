@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
-from tuner import streams
+from tuner.core import streams
 from tuner.v1 import event_pb2
 
 log = logging.getLogger(__name__)

@@ -9,13 +9,11 @@ import grpc
 from scheduler.dispatch import Dispatcher
 from store.documents import Document, new_job, now
 from store.jobs import JobStore
-from store.transitions import CANCELLED, TERMINAL, state_value
-from tuner.hyperparameters import canonical_key, job_id
+from tuner.core import states
+from tuner.core.hyperparameters import canonical_key, job_id
 from tuner.v1 import job_pb2
 
 log = logging.getLogger(__name__)
-
-RERUNNABLE = ("FAILED", "CANCELLED")
 
 
 class Refused(Exception):
@@ -40,7 +38,7 @@ class Jobs:
         if existing is not None and existing["key"] != key:
             log.error("job id %s is taken by another configuration", jid)
             raise Refused(grpc.StatusCode.INTERNAL, "job id collision")
-        if existing is not None and existing["state"] not in RERUNNABLE:
+        if existing is not None and states.of(existing) not in states.RERUNNABLE:
             log.info("job %s resubmitted by %s: already %s", jid, user, existing["state"])
             return existing, True
         if await self._store.count_active(user, self._max_active) >= self._max_active:
@@ -71,13 +69,13 @@ class Jobs:
         """Cancel a QUEUED or RUNNING job; its trainer hears of it at once."""
         # A trainer may start the job between the read and the write: try again then.
         for _ in range(3):
-            if state_value(doc["state"]) in TERMINAL:
+            if states.of(doc) in states.TERMINAL:
                 raise Refused(
                     grpc.StatusCode.FAILED_PRECONDITION,
                     f"job_id: job {doc['_id']} is already {doc['state']}",
                 )
             changes = {"error": reason, "end_time": now()}
-            if await self._store.transition(doc["_id"], doc["run"], CANCELLED, changes):
+            if await self._store.transition(doc["_id"], doc["run"], states.CANCELLED, changes):
                 break
             doc = await self._store.get(doc["_id"]) or doc
         else:

@@ -24,7 +24,7 @@ from scheduler.service import TunerService
 from scheduler.sweeps import SweepDriver
 from store.jobs import JobStore
 from store.sweeps import SweepStore
-from tuner import streams
+from tuner.core import streams
 from tuner.v1 import tuner_service_pb2, tuner_service_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -41,7 +41,7 @@ async def main(config: Config) -> None:
 
     store = JobStore.connect(config.mongo_uri, config.database)
     await store.ensure_indexes()
-    nc = await streams.connect(config.nats_url, name="tuner-scheduler")
+    nc = await streams.connect(config.nats_url, name="tuner-scheduler", ca_file=config.nats_ca_file)
     js = nc.jetstream()
     await streams.ensure_streams(js, config.queue)
     dispatcher = Dispatcher(nc, js, store)

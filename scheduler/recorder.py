@@ -9,12 +9,13 @@ from google.protobuf.message import DecodeError
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
-from scheduler.consume import consume
 from scheduler.dispatch import Dispatcher
+from scheduler.outages import OUTAGES
 from store.documents import epoch_doc, now, result_doc
 from store.jobs import JobStore
-from store.transitions import FAILED, RUNNING, SUCCEEDED
-from tuner import streams
+from tuner.core import streams
+from tuner.core.consume import consume
+from tuner.core.states import CANCELLED, FAILED, RUNNING, SUCCEEDED, of
 from tuner.v1 import event_pb2
 
 log = logging.getLogger(__name__)
@@ -30,7 +31,12 @@ class Recorder:
 
     async def run(self, stopping: asyncio.Event) -> None:
         await consume(
-            self._js, streams.EVENTS_STREAM, streams.SCHEDULER_CONSUMER, self.record, stopping
+            self._js,
+            streams.EVENTS_STREAM,
+            streams.SCHEDULER_CONSUMER,
+            self.record,
+            stopping,
+            transient=OUTAGES,
         )
 
     async def record(self, msg: Msg) -> None:
@@ -78,7 +84,7 @@ class Recorder:
                 event.started.trainer,
             )
             await self._dispatcher.announce(doc)
-        elif doc["state"] == "CANCELLED" and doc["run"] == event.run:
+        elif of(doc) == CANCELLED and doc["run"] == event.run:
             log.info(
                 "job %s started after it was cancelled: telling its trainer again", event.job_id
             )
@@ -99,7 +105,7 @@ class Recorder:
             event.job_id, event.run, SUCCEEDED, changes, attempt=event.attempt
         )
         doc = await self._store.get(event.job_id)
-        if doc is None or doc["run"] != event.run or doc["state"] != "SUCCEEDED":
+        if doc is None or doc["run"] != event.run or of(doc) != SUCCEEDED:
             return
         # Also when not moved: a redelivered event after a crash between these two writes.
         await self._store.rank(doc)

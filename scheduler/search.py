@@ -12,7 +12,7 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from tuner.hyperparameters import FieldError, normalized
+from tuner.core.hyperparameters import FieldError, normalized
 from tuner.v1 import job_pb2, sweep_pb2
 
 NUMERIC = ("epochs", "learning_rate", "batch_size", "seed")

@@ -23,9 +23,8 @@ from scheduler.sweeps import SweepDriver
 from store.documents import Document, job_from
 from store.jobs import JobStore
 from store.sweeps import SweepStore
-from store.transitions import TERMINAL, state_name, state_value
-from tuner import streams
-from tuner.hyperparameters import FieldError, canonical_key, job_id, normalized
+from tuner.core import states, streams
+from tuner.core.hyperparameters import FieldError, canonical_key, job_id, normalized
 from tuner.v1 import job_pb2, tuner_service_pb2, tuner_service_pb2_grpc
 
 if TYPE_CHECKING:
@@ -167,13 +166,11 @@ class TunerService(SweepHandlers, tuner_service_pb2_grpc.TunerServiceServicer):
                 grpc.StatusCode.INVALID_ARGUMENT,
                 f"page_size: must be between 1 and {MAX_PAGE_SIZE}, got {request.page_size}",
             )
-        states = []
         for state in request.states:
-            if state not in job_pb2.JobState.values() or state == job_pb2.JOB_STATE_UNSPECIFIED:
+            if state not in states.JOB_STATES:
                 await context.abort(
                     grpc.StatusCode.INVALID_ARGUMENT, f"states: unknown job state {state}"
                 )
-            states.append(state_name(state))
         before = None
         if request.page_token:
             try:
@@ -182,7 +179,7 @@ class TunerService(SweepHandlers, tuner_service_pb2_grpc.TunerServiceServicer):
                 await context.abort(
                     grpc.StatusCode.INVALID_ARGUMENT, "page_token: not a token this server issued"
                 )
-        docs = await self._store.list_owned(user, states, size + 1, before)
+        docs = await self._store.list_owned(user, request.states, size + 1, before)
         response = tuner_service_pb2.ListJobsResponse(jobs=[job_from(d) for d in docs[:size]])
         if len(docs) > size:
             response.next_page_token = page_token(docs[size - 1])
@@ -227,7 +224,7 @@ class TunerService(SweepHandlers, tuner_service_pb2_grpc.TunerServiceServicer):
             await context.abort(grpc.StatusCode.UNAVAILABLE, "database unavailable, try again")
             return
         yield tuner_service_pb2.WatchJobResponse(job=job_from(doc))
-        ended = state_value(doc["state"]) in TERMINAL
+        ended = states.of(doc) in states.TERMINAL
         subject = streams.events_subject(doc["_id"], doc["run"])
         # After a final snapshot only what is already in the stream remains to be sent.
         events = (
@@ -238,7 +235,7 @@ class TunerService(SweepHandlers, tuner_service_pb2_grpc.TunerServiceServicer):
         async for event in events:
             yield tuner_service_pb2.WatchJobResponse(event=event)
             if event.WhichOneof("kind") == "state_changed" and (
-                event.state_changed.job.state in TERMINAL
+                event.state_changed.job.state in states.TERMINAL
             ):
                 return
 

@@ -15,7 +15,7 @@ from scheduler.search import check_spec
 from scheduler.sweeps import SweepDriver
 from store.documents import Document
 from store.sweeps import SweepStore, new_sweep, sweep_from
-from tuner.hyperparameters import FieldError
+from tuner.core.hyperparameters import FieldError
 from tuner.v1 import tuner_service_pb2
 
 if TYPE_CHECKING:

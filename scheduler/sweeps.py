@@ -19,7 +19,7 @@ from scheduler.search import Finished, budget, next_point
 from store.documents import Document, hyperparameters_from, now
 from store.jobs import JobStore
 from store.sweeps import SweepStore, new_trial
-from tuner.hyperparameters import normalized
+from tuner.core.hyperparameters import normalized
 from tuner.v1 import sweep_pb2
 
 log = logging.getLogger(__name__)

@@ -8,7 +8,8 @@ from typing import Any
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from tuner.hyperparameters import DATASETS, MODELS, OPTIMIZERS, name_of
+from tuner.core import states
+from tuner.core.hyperparameters import DATASETS, MODELS, OPTIMIZERS, name_of
 from tuner.v1 import job_pb2
 
 Document = dict[str, Any]
@@ -62,16 +63,6 @@ def hyperparameters_from(doc: Document) -> job_pb2.Hyperparameters:
     )
 
 
-def progress_doc(p: job_pb2.Progress) -> Document:
-    return {
-        "epoch": p.epoch,
-        "total_epochs": p.total_epochs,
-        "step": p.step,
-        "total_steps": p.total_steps,
-        "loss": p.loss,
-    }
-
-
 def epoch_doc(m: job_pb2.EpochMetrics) -> Document:
     return {
         "epoch": m.epoch,
@@ -99,7 +90,7 @@ def new_job(job_id: str, key: str, hp: job_pb2.Hyperparameters, owner: str) -> D
         "_id": job_id,
         "key": key,
         "hyperparameters": hyperparameters_doc(hp),
-        "state": "QUEUED",
+        "state": states.name(states.QUEUED),
         "owner": owner,
         "run": 1,
         "attempts": 0,
@@ -120,7 +111,7 @@ def job_from(doc: Document) -> job_pb2.Job:
     job = job_pb2.Job(
         id=doc["_id"],
         hyperparameters=hyperparameters_from(doc["hyperparameters"]),
-        state="JOB_STATE_" + doc["state"],
+        state=states.of(doc),
         owner=doc["owner"],
         attempts=doc["attempts"],
         error=doc["error"],

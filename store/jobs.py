@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
@@ -11,9 +10,7 @@ from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, WriteConcern
 from pymongo.errors import DuplicateKeyError
 
 from store.documents import Document, now
-from store.transitions import SOURCES, state_name
-
-log = logging.getLogger(__name__)
+from tuner.core.states import ACTIVE, QUEUED, RERUNNABLE, RUNNING, SOURCES, name, names
 
 LEADERBOARD_SIZE = 50
 LEADERBOARD_ORDER = [
@@ -45,9 +42,6 @@ class JobStore:
 
     async def close(self) -> None:
         await self._client.close()
-
-    async def ping(self) -> None:
-        await self._client.admin.command("ping")
 
     async def ensure_indexes(self) -> None:
         await self.jobs.create_index([("owner", ASCENDING), ("create_time", DESCENDING)])
@@ -85,11 +79,11 @@ class JobStore:
         condition: dict[str, Any] = {
             "_id": job_id,
             "run": run,
-            "state": {"$in": [state_name(s) for s in sources]},
+            "state": {"$in": names(sources)},
         }
         if attempt is not None:
             condition["attempts"] = {"$lte": attempt}
-        update = {"state": state_name(target), "update_time": now(), **(changes or {})}
+        update = {"state": name(target), "update_time": now(), **(changes or {})}
         result = await self.jobs.update_one(condition, {"$set": update})
         return result.modified_count == 1
 
@@ -97,10 +91,10 @@ class JobStore:
         """Start a new run of a FAILED or CANCELLED job; True if this call did it."""
         t = now()
         result = await self.jobs.update_one(
-            {"_id": job_id, "run": run, "state": {"$in": ["FAILED", "CANCELLED"]}},
+            {"_id": job_id, "run": run, "state": {"$in": names(RERUNNABLE)}},
             {
                 "$set": {
-                    "state": "QUEUED",
+                    "state": name(QUEUED),
                     "run": run + 1,
                     "owner": owner,
                     "attempts": 0,
@@ -133,31 +127,24 @@ class JobStore:
                 "_id": job_id,
                 "run": run,
                 "attempts": attempt,
-                "state": "RUNNING",
+                "state": name(RUNNING),
                 "history.epoch": {"$ne": metrics["epoch"]},
             },
             {"$push": {"history": metrics}, "$set": {"progress": progress, "update_time": now()}},
         )
         return result.modified_count == 1
 
-    async def clear_history(self, job_id: str, run: int, attempt: int) -> None:
-        """A redelivered job trains from scratch: forget the epochs of earlier attempts."""
-        await self.jobs.update_one(
-            {"_id": job_id, "run": run, "attempts": attempt},
-            {"$set": {"history": [], "progress": None}},
-        )
-
     async def list_owned(
         self,
         owner: str,
-        states: Iterable[str],
+        states: Iterable[int],
         limit: int,
         before: tuple[datetime, str] | None,
     ) -> list[Document]:
         """The owner's jobs, newest first, starting after the (create_time, id) cursor."""
         query: dict[str, Any] = {"owner": owner}
-        if states := list(states):
-            query["state"] = {"$in": states}
+        if wanted := names(states):
+            query["state"] = {"$in": wanted}
         if before is not None:
             t, job_id = before
             query["$or"] = [
@@ -170,14 +157,14 @@ class JobStore:
     async def count_active(self, owner: str, at_most: int) -> int:
         """The owner's QUEUED and RUNNING jobs, counted up to `at_most` (no full count)."""
         cursor = self.jobs.find(
-            {"owner": owner, "state": {"$in": ["QUEUED", "RUNNING"]}}, {"_id": 1}
+            {"owner": owner, "state": {"$in": names(ACTIVE)}}, {"_id": 1}
         ).limit(at_most)
         return len(await cursor.to_list())
 
     async def undispatched(self, older_than: datetime) -> list[Document]:
         """QUEUED jobs whose publish to the queue was never confirmed."""
         cursor = self.jobs.find(
-            {"state": "QUEUED", "dispatch_sequence": 0, "update_time": {"$lt": older_than}}
+            {"state": name(QUEUED), "dispatch_sequence": 0, "update_time": {"$lt": older_than}}
         )
         return await cursor.limit(100).to_list()
 

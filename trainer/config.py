@@ -1,17 +1,21 @@
-"""Trainer configuration, read once from TUNER_* environment variables."""
+"""Trainer configuration, read and checked once, from TUNER_* environment variables."""
 
 from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from tuner.streams import QueuePolicy
+from tuner.core import env as settings
+from tuner.core.streams import QueuePolicy
+
+DEVICES = ("auto", "cpu", "cuda")
 
 
-def default_data_dir() -> Path:
-    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+def default_data_dir(env: Mapping[str, str]) -> Path:
+    cache = env.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(cache) / "tuner" / "data"
 
 
@@ -24,20 +28,24 @@ class Config:
     queue: QueuePolicy
     progress_interval: float
     torch_threads: int  # 0: torch's default, every core
+    nats_ca_file: str = ""
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> Config:
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Config:
+        """Raises ConfigError naming the variable that is wrong."""
         e = os.environ if env is None else env
+        device = settings.text(e, "TUNER_DEVICE", "auto")
+        if device.split(":")[0] not in DEVICES:
+            raise settings.ConfigError(
+                f"TUNER_DEVICE: must be auto, cpu, cuda or cuda:N, got {device!r}"
+            )
         return cls(
-            nats_url=e.get("TUNER_NATS_URL", "nats://127.0.0.1:4222"),
-            data_dir=Path(e.get("TUNER_DATA_DIR") or default_data_dir()),
-            device=e.get("TUNER_DEVICE", "auto"),
-            name=e.get("TUNER_TRAINER_NAME") or f"{socket.gethostname()}-{os.getpid()}",
-            queue=QueuePolicy(
-                ack_wait_seconds=float(e.get("TUNER_ACK_WAIT_SECONDS", "30")),
-                max_deliver=int(e.get("TUNER_MAX_DELIVER", "3")),
-                replicas=int(e.get("TUNER_STREAM_REPLICAS", "1")),
-            ),
-            progress_interval=float(e.get("TUNER_PROGRESS_INTERVAL", "0.2")),
-            torch_threads=int(e.get("TUNER_TORCH_THREADS", "0")),
+            nats_url=settings.text(e, "TUNER_NATS_URL", "nats://127.0.0.1:4222"),
+            data_dir=Path(settings.text(e, "TUNER_DATA_DIR") or default_data_dir(e)),
+            device=device,
+            name=settings.text(e, "TUNER_TRAINER_NAME", f"{socket.gethostname()}-{os.getpid()}"),
+            queue=QueuePolicy.from_env(e),
+            progress_interval=settings.number(e, "TUNER_PROGRESS_INTERVAL", 0.2),
+            torch_threads=settings.integer(e, "TUNER_TORCH_THREADS", 0, minimum=0),
+            nats_ca_file=settings.text(e, "TUNER_NATS_CA_FILE"),
         )

@@ -10,7 +10,7 @@ import torch
 
 from trainer.config import Config
 from trainer.worker import Worker
-from tuner import streams
+from tuner.core import streams
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +23,9 @@ async def main(config: Config) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stopping.set)
-    nc = await streams.connect(config.nats_url, name=f"tuner-trainer {config.name}")
+    nc = await streams.connect(
+        config.nats_url, name=f"tuner-trainer {config.name}", ca_file=config.nats_ca_file
+    )
     js = nc.jetstream()
     await streams.ensure_streams(js, config.queue)
     worker = Worker(config, nc, js)

@@ -16,7 +16,9 @@ from nats.js import JetStreamContext
 from trainer.config import Config
 from trainer.data import DataCache, DatasetMissing
 from trainer.training import Cancelled, Diverged, pick_device, train
-from tuner import streams
+from tuner.core import streams
+from tuner.core.consume import consume
+from tuner.core.retry import Backoff, retry
 from tuner.v1 import event_pb2, job_pb2
 
 log = logging.getLogger(__name__)
@@ -42,30 +44,20 @@ class Worker:
 
     async def run(self, stopping: asyncio.Event) -> None:
         await self._nc.subscribe(streams.CANCEL_SUBJECTS, cb=self._on_cancel)
-        sub = await self._js.pull_subscribe_bind(
-            durable=streams.TRAINERS_CONSUMER, stream=streams.JOBS_STREAM
-        )
         log.info("trainer %s ready on %s", self._config.name, self._device)
         hand_back = asyncio.create_task(self._hand_back_on(stopping))
         try:
-            await self._consume(sub, stopping)
+            await consume(
+                self._js,
+                streams.JOBS_STREAM,
+                streams.TRAINERS_CONSUMER,
+                self._handle,
+                stopping,
+                batch=1,
+                acks=False,
+            )
         finally:
             hand_back.cancel()
-            await sub.unsubscribe()
-
-    async def _consume(
-        self, sub: JetStreamContext.PullSubscription, stopping: asyncio.Event
-    ) -> None:
-        while not stopping.is_set():
-            try:
-                msgs = await sub.fetch(1, timeout=1)
-            except TimeoutError:  # nats-py raises its own or asyncio's
-                continue
-            except Exception as error:  # a reconnecting client raises several kinds
-                log.warning("fetching jobs failed: %r", error)
-                await asyncio.sleep(1)
-                continue
-            await self._handle(msgs[0])
 
     async def _hand_back_on(self, stopping: asyncio.Event) -> None:
         """On shutdown, stop the running job; it goes back to the queue, not to FAILED."""
@@ -177,14 +169,10 @@ class Worker:
 
 async def acknowledge(msg: Msg) -> None:
     """Ack and wait for JetStream to confirm: a lost ack would have the job trained again."""
-    for delay in (0.5, 1, 2, 5):
-        try:
-            await msg.ack_sync(timeout=5)
-            return
-        except Exception as error:
-            log.warning("ack not confirmed, retrying: %r", error)
-            await asyncio.sleep(delay)
-    log.error("ack never confirmed: the job may be delivered again")
+    try:
+        await retry(lambda: msg.ack_sync(timeout=5), "ack", log, backoff=Backoff(), attempts=5)
+    except Exception as error:
+        log.error("ack never confirmed, the job may be delivered again: %r", error)
 
 
 class Events:
@@ -228,16 +216,18 @@ class Events:
         event.time.GetCurrentTime()
         self._published += 1
         message_id = f"{self.job_id}.{self.run}.{self._attempt}.{self._published}"
-        for delay in (0.1, 0.5, 1, 2, 5, 10):
-            try:
-                await self._js.publish(
+        try:
+            await retry(
+                lambda: self._js.publish(
                     self._subject,
                     event.SerializeToString(),
                     stream=streams.EVENTS_STREAM,
                     headers={"Nats-Msg-Id": message_id},
-                )
-                return
-            except Exception as error:
-                log.warning("job %s: publishing an event failed, retrying: %s", self.job_id, error)
-                await asyncio.sleep(delay)
-        log.error("job %s: dropped an event after retries", self.job_id)
+                ),
+                f"job {self.job_id}: publishing an event",
+                log,
+                backoff=Backoff(first=0.1, cap=10),
+                attempts=7,
+            )
+        except Exception as error:
+            log.error("job %s: dropped an event after retries: %r", self.job_id, error)

@@ -76,12 +76,12 @@ class TunerApp(App[int]):
         self.push_screen(JobDetailScreen(self.client, message.job, self.clock, self.live))
 
 
-def run_tui(server: str, user: str) -> int:
+def run_tui(server: str, user: str, token: str = "", ca_file: str = "") -> int:
     """Runs the dashboard against the scheduler at `server` until the user quits."""
 
     async def main() -> int:
         # The gRPC channel belongs to the event loop it is made in: make it in the app's.
-        async with TunerClient(server, user) as client:
+        async with TunerClient(server, user, token, ca_file) as client:
             app = TunerApp(client)
             await app.run_async()
             return app.return_code or 0

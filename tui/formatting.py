@@ -9,8 +9,8 @@ import grpc
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from tuner.client import state_name
-from tuner.hyperparameters import DATASETS, MODELS, OPTIMIZERS, name_of
+from tuner.core import states
+from tuner.core.hyperparameters import DATASETS, MODELS, OPTIMIZERS, name_of
 from tuner.v1 import job_pb2
 
 
@@ -50,7 +50,7 @@ def full(hp: job_pb2.Hyperparameters) -> str:
 
 def state(value: job_pb2.JobState) -> str:
     """'succeeded' for JOB_STATE_SUCCEEDED."""
-    return state_name(value).lower()
+    return states.name(value).lower()
 
 
 def seconds(duration: Duration) -> float:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from tuner.v1 import job_pb2
 
-ACTIVE = (job_pb2.JOB_STATE_QUEUED, job_pb2.JOB_STATE_RUNNING)
-
 
 def version(job: job_pb2.Job) -> tuple[int, int, int]:
     """Orders records of one job: a later run, then a later write, is newer."""

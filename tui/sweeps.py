@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from tui import formatting
+from tuner.core import states
 from tuner.v1 import sweep_pb2
 
 
 def state(sweep: sweep_pb2.Sweep) -> str:
     """'running' for SWEEP_STATE_RUNNING."""
-    return sweep_pb2.SweepState.Name(sweep.state).removeprefix("SWEEP_STATE_").lower()
+    return states.sweep_name(sweep.state).lower()
 
 
 def name(sweep: sweep_pb2.Sweep) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import os
 import sys
 from collections.abc import Sequence
@@ -14,9 +15,17 @@ from google.protobuf import json_format
 from google.protobuf.message import Message
 
 from tuner import sweep_cli
-from tuner.client import TERMINAL_STATES, TunerClient, default_server, default_user, state_name
-from tuner.hyperparameters import DATASETS, MODELS, OPTIMIZERS, describe
+from tuner.client import TunerClient
+from tuner.core import states
+from tuner.core.hyperparameters import DATASETS, MODELS, OPTIMIZERS, describe
+from tuner.core.retry import Backoff
 from tuner.v1 import job_pb2, tuner_service_pb2
+
+DEFAULT_SERVER = "127.0.0.1:50051"
+
+
+def default_user() -> str:
+    return os.environ.get("TUNER_USER") or getpass.getuser()
 
 
 class CommandError(Exception):
@@ -58,7 +67,7 @@ def to_json(message: Message) -> str:
 
 
 def summary(job: job_pb2.Job) -> str:
-    line = f"{job.id}  {state_name(job.state):<9}  {describe(job.hyperparameters)}"
+    line = f"{job.id}  {states.name(job.state):<9}  {describe(job.hyperparameters)}"
     if job.state == job_pb2.JOB_STATE_SUCCEEDED:
         seconds = job.result.training_duration.ToNanoseconds() / 1e9
         line += f"  accuracy {job.result.test_accuracy:.4f}  training {seconds:.1f} s"
@@ -76,6 +85,7 @@ async def follow(client: TunerClient, job: job_pb2.Job, quiet: bool) -> job_pb2.
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     last_sequence = 0
+    backoff = Backoff(first=1.0, cap=5.0)
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
@@ -83,10 +93,11 @@ async def follow(client: TunerClient, job: job_pb2.Job, quiet: bool) -> job_pb2.
         TimeElapsedColumn(),
     )
     with Progress(*columns, disable=quiet, transient=True) as bar:
-        task = bar.add_task(job.id[:12], total=None, status=state_name(job.state))
+        task = bar.add_task(job.id[:12], total=None, status=states.name(job.state))
         while True:
             try:
                 async for response in client.watch(job.id, last_sequence):
+                    backoff.reset()
                     if response.WhichOneof("kind") == "job":
                         job = response.job
                         continue
@@ -99,25 +110,25 @@ async def follow(client: TunerClient, job: job_pb2.Job, quiet: bool) -> job_pb2.
                         bar.update(task, total=p.total_steps, completed=p.step, status=status)
                     elif kind == "state_changed":
                         job = event.state_changed.job
-                        bar.update(task, status=state_name(job.state))
-                if job.state in TERMINAL_STATES:
+                        bar.update(task, status=states.name(job.state))
+                if job.state in states.TERMINAL:
                     return job
             except grpc.aio.AioRpcError as error:
                 if error.code() != grpc.StatusCode.UNAVAILABLE:
                     raise
-                await asyncio.sleep(1)
+                await backoff.wait()
 
 
 async def submit(client: TunerClient, args: argparse.Namespace) -> int:
     response = await client.submit(hyperparameters(args))
     job = response.job
     if response.deduplicated:
-        print(f"already submitted: {state_name(job.state)}", file=sys.stderr)
-    if args.wait and job.state not in TERMINAL_STATES:
+        print(f"already submitted: {states.name(job.state)}", file=sys.stderr)
+    if args.wait and job.state not in states.TERMINAL:
         job = await follow(client, job, quiet=args.json)
     print_job(job, args.json)
     if args.wait and job.state != job_pb2.JOB_STATE_SUCCEEDED:
-        raise CommandError(f"job {job.id} {state_name(job.state)}: {job.error}")
+        raise CommandError(f"job {job.id} {states.name(job.state)}: {job.error}")
     return 0
 
 
@@ -128,8 +139,7 @@ async def watch(client: TunerClient, args: argparse.Namespace) -> int:
 
 
 async def jobs(client: TunerClient, args: argparse.Namespace) -> int:
-    states = [job_pb2.JobState.Value("JOB_STATE_" + s.upper()) for s in args.state]
-    response = await client.list(states, page_size=args.limit)
+    response = await client.list([states.value(s) for s in args.state], page_size=args.limit)
     if args.json:
         print(to_json(response))
     for job in [] if args.json else response.jobs:
@@ -175,7 +185,7 @@ def parser() -> argparse.ArgumentParser:
     client = argparse.ArgumentParser(add_help=False)
     client.add_argument(
         "--server",
-        default=default_server(),
+        default=os.environ.get("TUNER_SERVER") or DEFAULT_SERVER,
         help="scheduler address (env TUNER_SERVER; default %(default)s)",
     )
     client.add_argument(
@@ -184,10 +194,14 @@ def parser() -> argparse.ArgumentParser:
         help="your user id (env TUNER_USER; default: your login name)",
     )
     client.add_argument(
-        "--token", help="bearer token, where the scheduler requires one (env TUNER_TOKEN)"
+        "--token",
+        default=os.environ.get("TUNER_TOKEN", ""),
+        help="bearer token, where the scheduler requires one (env TUNER_TOKEN)",
     )
     client.add_argument(
-        "--tls-ca", help="CA certificate to reach a TLS scheduler (env TUNER_TLS_CA_FILE)"
+        "--tls-ca",
+        default=os.environ.get("TUNER_TLS_CA_FILE", ""),
+        help="CA certificate to reach a TLS scheduler (env TUNER_TLS_CA_FILE)",
     )
     json = argparse.ArgumentParser(add_help=False)
     json.add_argument("--json", action="store_true", help="print proto3 JSON")
@@ -198,6 +212,7 @@ def parser() -> argparse.ArgumentParser:
     up.add_argument("--no-tui", action="store_true", help="run headless until Ctrl-C")
     up.add_argument("--state-dir", help="where NATS and the database keep their data")
     up.add_argument("--port", type=int, default=50051, help="scheduler port (default 50051)")
+    up.add_argument("--user", default=default_user(), help="your user id in the dashboard")
 
     tui = commands.add_parser("tui", parents=[client], help="open the dashboard")
     del tui
@@ -246,12 +261,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "tui":
             from tui.app import run_tui
 
-            # the dashboard's client reads these from the environment
-            if args.token is not None:
-                os.environ["TUNER_TOKEN"] = args.token
-            if args.tls_ca is not None:
-                os.environ["TUNER_TLS_CA_FILE"] = args.tls_ca
-            return run_tui(args.server, args.user)
+            return run_tui(args.server, args.user, args.token, args.tls_ca)
         return asyncio.run(run_client(args))
     except grpc.aio.AioRpcError as error:
         if error.code() == grpc.StatusCode.UNAVAILABLE:

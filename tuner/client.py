@@ -3,44 +3,28 @@
 from __future__ import annotations
 
 import builtins
-import getpass
-import os
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, TypeVar, cast
 
 import grpc
 
+from tuner.core import metadata
 from tuner.v1 import event_pb2, job_pb2, sweep_pb2, tuner_service_pb2, tuner_service_pb2_grpc
 
 Response = TypeVar("Response")
 Item = TypeVar("Item")
 
-DEFAULT_SERVER = "127.0.0.1:50051"
-USER_METADATA_KEY = "tuner-user"
-
-
-def default_server() -> str:
-    return os.environ.get("TUNER_SERVER", DEFAULT_SERVER)
-
-
-def default_user() -> str:
-    return os.environ.get("TUNER_USER") or getpass.getuser()
-
 
 class TunerClient:
     """One channel to the scheduler; every call carries who is calling.
 
-    `token` (default: env TUNER_TOKEN) is sent as a bearer token; a server that knows
-    tokens ignores `user`. `ca_file` (default: env TUNER_TLS_CA_FILE) turns TLS on.
+    `token` is sent as a bearer token; a server that knows tokens ignores `user`.
+    `ca_file` (a CA certificate) turns TLS on.
     """
 
-    def __init__(
-        self, server: str, user: str, token: str | None = None, ca_file: str | None = None
-    ) -> None:
+    def __init__(self, server: str, user: str, token: str = "", ca_file: str = "") -> None:
         self.server = server
         self.user = user
-        token = os.environ.get("TUNER_TOKEN", "") if token is None else token
-        ca_file = os.environ.get("TUNER_TLS_CA_FILE", "") if ca_file is None else ca_file
         if ca_file:
             with open(ca_file, "rb") as ca:
                 credentials = grpc.ssl_channel_credentials(root_certificates=ca.read())
@@ -48,10 +32,10 @@ class TunerClient:
         else:
             self._channel = grpc.aio.insecure_channel(server)
         self._stub = tuner_service_pb2_grpc.TunerServiceStub(self._channel)
-        metadata = [(USER_METADATA_KEY, user)]
+        headers = [(metadata.USER, user)]
         if token:
-            metadata.append(("authorization", f"Bearer {token}"))
-        self._metadata = tuple(metadata)
+            headers.append((metadata.AUTHORIZATION, f"Bearer {token}"))
+        self._metadata = tuple(headers)
 
     async def close(self) -> None:
         await self._channel.close()
@@ -146,13 +130,3 @@ async def _stream(
             yield pick(response)
     finally:
         call.cancel()
-
-
-TERMINAL_STATES = frozenset(
-    {job_pb2.JOB_STATE_SUCCEEDED, job_pb2.JOB_STATE_FAILED, job_pb2.JOB_STATE_CANCELLED}
-)
-
-
-def state_name(state: int) -> str:
-    """'SUCCEEDED' for JOB_STATE_SUCCEEDED."""
-    return job_pb2.JobState.Name(state).removeprefix("JOB_STATE_")

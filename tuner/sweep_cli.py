@@ -6,12 +6,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from tuner.client import TunerClient, state_name
-from tuner.hyperparameters import describe
+from tuner.client import TunerClient
+from tuner.core import states
+from tuner.core.hyperparameters import describe
 from tuner.sweep_spec import SpecError, parse
-from tuner.v1 import job_pb2, sweep_pb2, tuner_service_pb2
-
-ACTIVE = (job_pb2.JOB_STATE_QUEUED, job_pb2.JOB_STATE_RUNNING)
+from tuner.v1 import sweep_pb2, tuner_service_pb2
 
 
 class SweepCommandError(Exception):
@@ -19,7 +18,7 @@ class SweepCommandError(Exception):
 
 
 def sweep_state(sweep: sweep_pb2.Sweep) -> str:
-    return sweep_pb2.SweepState.Name(sweep.state).removeprefix("SWEEP_STATE_")
+    return states.sweep_name(sweep.state)
 
 
 def summary(sweep: sweep_pb2.Sweep) -> str:
@@ -39,7 +38,7 @@ def summary(sweep: sweep_pb2.Sweep) -> str:
 def trial_line(trial: sweep_pb2.Trial) -> str:
     notes = " pruned" if trial.pruned else " reused" if trial.reused else ""
     return (
-        f"  #{trial.number:<3} {state_name(trial.state):<9} {trial.test_accuracy:.4f}  "
+        f"  #{trial.number:<3} {states.name(trial.state):<9} {trial.test_accuracy:.4f}  "
         f"epochs {trial.epochs_done}/{trial.hyperparameters.epochs}  "
         f"{describe(trial.hyperparameters)}{notes}"
     )
@@ -61,7 +60,7 @@ async def follow(client: TunerClient, sweep: sweep_pb2.Sweep, quiet: bool) -> sw
     ended = 0
     async for update in client.watch_sweep(sweep.id):
         sweep = update
-        now_ended = sum(t.state not in ACTIVE for t in sweep.trials)
+        now_ended = sum(t.state not in states.ACTIVE for t in sweep.trials)
         if not quiet and now_ended != ended:
             ended = now_ended
             print(summary(sweep), file=sys.stderr)

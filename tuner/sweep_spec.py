@@ -25,7 +25,7 @@ from typing import Any
 
 import yaml
 
-from tuner.hyperparameters import DATASETS, MODELS, OPTIMIZERS
+from tuner.core.hyperparameters import DATASETS, MODELS, OPTIMIZERS
 from tuner.v1 import sweep_pb2
 
 STRATEGIES = {

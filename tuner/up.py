@@ -8,7 +8,6 @@ import signal
 import sys
 from pathlib import Path
 
-from tuner.client import default_user
 from tuner.stack import Stack
 
 
@@ -48,7 +47,7 @@ def up(args: argparse.Namespace) -> int:
             return 0
         from tui.app import run_tui
 
-        return run_tui(address, default_user())
+        return run_tui(address, args.user)
     except KeyboardInterrupt:
         return 0
     except (RuntimeError, TimeoutError, FileNotFoundError) as error:

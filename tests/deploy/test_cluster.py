@@ -31,8 +31,8 @@ from nats.js.api import AckPolicy, ConsumerConfig
 
 from tests.deploy.netns import Host, Network, unavailable
 from tests.integration.helpers import mlp
-from tuner import streams
 from tuner.client import TunerClient
+from tuner.core import streams
 from tuner.stack import executable, wait_until_serving
 from tuner.v1 import event_pb2, job_pb2
 

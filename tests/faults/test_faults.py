@@ -13,8 +13,8 @@ from nats.errors import TimeoutError as NatsTimeout
 
 from tests.conftest import RunningStack, StartStack
 from tests.integration.helpers import history, kinds, mlp, wait_for
-from tuner import streams
 from tuner.client import TunerClient
+from tuner.core import streams
 from tuner.v1 import event_pb2, job_pb2
 
 SUCCEEDED = job_pb2.JOB_STATE_SUCCEEDED

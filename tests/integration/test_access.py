@@ -11,7 +11,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from scheduler.auth import ConfigError
+from tuner.core.env import ConfigError
 from scheduler.config import Config
 from tests.conftest import RunningStack, start_stack
 from tests.integration.helpers import mlp

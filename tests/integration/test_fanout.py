@@ -11,7 +11,7 @@ from nats.aio.client import Client
 from nats.js import JetStreamContext
 
 from scheduler.fanout import EventHub
-from tuner import streams
+from tuner.core import streams
 from tuner.stack import Stack
 from tuner.v1 import event_pb2, job_pb2
 

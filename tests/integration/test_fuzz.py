@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import RunningStack, start_stack
-from tuner.hyperparameters import normalized
+from tuner.core.hyperparameters import normalized
 from tuner.v1 import job_pb2, tuner_service_pb2, tuner_service_pb2_grpc
 
 CLEAR = {grpc.StatusCode.OK, grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND}

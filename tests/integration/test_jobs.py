@@ -18,8 +18,8 @@ from pymongo.database import Database
 
 from tests.conftest import RunningStack
 from tests.integration.helpers import cnn, history, kinds, mlp, wait_for
-from tuner import streams
 from tuner.client import TunerClient
+from tuner.core import streams
 from tuner.v1 import job_pb2
 
 SUCCEEDED = job_pb2.JOB_STATE_SUCCEEDED

@@ -11,8 +11,8 @@ import pytest
 
 from store.documents import new_job, now
 from store.jobs import LEADERBOARD_SIZE, JobStore
-from store.transitions import CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED
-from tuner.hyperparameters import canonical_key, job_id, normalized
+from tuner.core.hyperparameters import canonical_key, job_id, normalized
+from tuner.core.states import CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED
 from tuner.v1 import job_pb2
 
 

@@ -9,7 +9,6 @@ import pytest
 
 from tests.tui.helpers import ME, NOW, hp, job, progress, state_changed, until
 from tui.app import TunerApp
-from tui.backoff import Backoff
 from tui.messages import (
     ActiveJobsLoaded,
     Connected,
@@ -30,6 +29,7 @@ from tui.widgets.message_board import MessageBoard
 from tui.widgets.running import RunningJobs
 from tui.widgets.status import ConnectionStatus
 from tuner.client import TunerClient
+from tuner.core.retry import Backoff
 from tuner.v1 import job_pb2, tuner_service_pb2
 
 QUEUED = job_pb2.JOB_STATE_QUEUED

@@ -30,7 +30,7 @@ from tui.widgets.message_board import MessageBoard
 from tui.widgets.running import RunningJobs
 from tui.widgets.status import ConnectionStatus
 from tuner.client import TunerClient
-from tuner.hyperparameters import canonical_key, job_id, normalized
+from tuner.core.hyperparameters import canonical_key, job_id, normalized
 from tuner.stack import free_port, wait_until_serving
 from tuner.v1 import job_pb2
 

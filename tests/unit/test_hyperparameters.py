@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tuner.hyperparameters import FieldError, canonical_key, job_id, normalized
+from tuner.core.hyperparameters import FieldError, canonical_key, job_id, normalized
 from tuner.v1 import job_pb2
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 
-from store.transitions import (
+from tuner.core.states import (
     CANCELLED,
     FAILED,
     QUEUED,

@@ -14,7 +14,7 @@ from textual.widgets import Footer, Label, Static
 
 from tui import formatting
 from tui.clock import Clock
-from tui.jobs import ACTIVE, supersedes
+from tui.jobs import supersedes
 from tui.messages import (
     EventReceived,
     JobSnapshot,
@@ -25,7 +25,8 @@ from tui.messages import (
 from tui.screens.watching import WatchingScreen
 from tui.widgets.history import EpochChart, EpochTable
 from tui.widgets.job_summary import JobSummary
-from tuner.client import TERMINAL_STATES, TunerClient
+from tuner.client import TunerClient
+from tuner.core import states
 from tuner.v1 import job_pb2
 
 
@@ -73,7 +74,7 @@ class JobDetailScreen(WatchingScreen):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "cancel_job":
-            return self.mine and self.job.state in ACTIVE
+            return self.mine and self.job.state in states.ACTIVE
         return True
 
     def show(self) -> None:
@@ -91,7 +92,7 @@ class JobDetailScreen(WatchingScreen):
 
     def _show_progress(self) -> None:
         p = self.progress
-        if self.job.state in TERMINAL_STATES:
+        if self.job.state in states.TERMINAL:
             text = formatting.outcome(self.job)
         elif p is not None and self.job.state == job_pb2.JOB_STATE_RUNNING:
             text = (
@@ -127,7 +128,7 @@ class JobDetailScreen(WatchingScreen):
         self.notify(formatting.full(job.hyperparameters), title="Job cancelled")
 
     def action_cancel_job(self) -> None:
-        if self.mine and self.job.state in ACTIVE:
+        if self.mine and self.job.state in states.ACTIVE:
             self.cancel()
 
     @on(JobSnapshot)

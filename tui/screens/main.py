@@ -15,9 +15,7 @@ from textual.screen import Screen
 from textual.widgets import Footer
 
 from tui import board, formatting
-from tui.backoff import Backoff
 from tui.clock import Clock
-from tui.jobs import ACTIVE
 from tui.messages import (
     ActiveJobsLoaded,
     Connected,
@@ -35,6 +33,8 @@ from tui.widgets.message_board import MessageBoard
 from tui.widgets.running import RunningJobs
 from tui.widgets.status import ConnectionStatus
 from tuner.client import TunerClient
+from tuner.core import states
+from tuner.core.retry import Backoff
 from tuner.v1 import event_pb2, job_pb2
 
 SHORT_TOP = 10
@@ -94,10 +94,10 @@ class MainScreen(Screen[None]):
         Resuming after the last sequence seen loses and doubles nothing; the snapshot
         covers what happened before the first event or during an outage.
         """
-        backoff = Backoff()
+        backoff = Backoff(first=1.0)
         while True:
             try:
-                mine = await self._client.list(ACTIVE, page_size=LIST_PAGE)
+                mine = await self._client.list(sorted(states.ACTIVE), page_size=LIST_PAGE)
                 top = await self._client.leaderboard(self.top)
                 self.post_message(ActiveJobsLoaded(list(mine.jobs)))
                 self.post_message(LeaderboardLoaded(top))
@@ -200,7 +200,7 @@ class MainScreen(Screen[None]):
             self.query_one(MessageBoard).add(now, kind, text)
         else:
             self._board(job, *board.state_entry(job, self.user), now)
-        if job.state in ACTIVE:
+        if job.state in states.ACTIVE:
             if job.owner != self.user:
                 self._following.add(job.id)
             self.query_one(RunningJobs).upsert(job)

@@ -11,8 +11,8 @@ from textual import on
 from textual.screen import Screen
 
 from tui import formatting
-from tui.backoff import Backoff
 from tui.messages import Connected, ConnectionLost, RequestFailed
+from tuner.core.retry import Backoff
 
 # Watching again would get the same answer.
 FINAL_CODES = (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT)
@@ -30,7 +30,7 @@ class WatchingScreen(Screen[None]):
 
         `follow` calls `connected()` whenever the server answers; that resets the waits.
         """
-        backoff = Backoff()
+        backoff = Backoff(first=1.0)
 
         def connected() -> None:
             self.post_message(Connected())

@@ -13,7 +13,7 @@ from textual.validation import ValidationResult, Validator
 from textual.widget import Widget
 from textual.widgets import Button, Input, Label, Select, Static
 
-from tuner.hyperparameters import (
+from tuner.core.hyperparameters import (
     DATASETS,
     DEFAULT_DATASET,
     DEFAULT_MODEL,
@@ -64,7 +64,7 @@ PARSERS: dict[str, Callable[[str], int | float]] = {
 
 
 class Rule(Validator):
-    """One field's rule from tuner.hyperparameters, as a Textual validator."""
+    """One field's rule from tuner.core.hyperparameters, as a Textual validator."""
 
     def __init__(self, field: str) -> None:
         super().__init__()

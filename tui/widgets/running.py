@@ -11,8 +11,9 @@ from textual.widgets import Label, ListItem, ListView, ProgressBar
 
 from tui import formatting
 from tui.clock import Clock
-from tui.jobs import ACTIVE, supersedes
+from tui.jobs import supersedes
 from tui.messages import OpenJob
+from tuner.core import states
 from tuner.v1 import event_pb2, job_pb2
 
 SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
@@ -196,11 +197,6 @@ class RunningJobs(Vertical):
         self.add_class("-empty")
         self.set_interval(self.TICK, self._tick)
 
-    @property
-    def rows(self) -> list[RunningRow]:
-        """Top to bottom."""
-        return list(self.query_one(ListView).query_children(RunningRow))
-
     def row(self, job_id: str) -> RunningRow | None:
         return self._rows.get(job_id)
 
@@ -209,7 +205,7 @@ class RunningJobs(Vertical):
         row = self._rows.get(job.id)
         if row is not None and not supersedes(job, row.job):
             return
-        if job.state not in ACTIVE:
+        if job.state not in states.ACTIVE:
             if row is not None:
                 del self._rows[job.id]
                 row.remove()

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
-import os
 import ssl
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import nats
@@ -19,6 +19,8 @@ from nats.js.api import (
     StreamConfig,
 )
 from nats.js.errors import BadRequestError
+
+from tuner.core import env as settings
 
 log = logging.getLogger(__name__)
 
@@ -59,18 +61,26 @@ class QueuePolicy:
     max_deliver: int = 3
     replicas: int = 1  # copies of each stream a NATS cluster keeps (TUNER_STREAM_REPLICAS)
 
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> QueuePolicy:
+        """The settings the scheduler and every trainer read alike; raises ConfigError."""
+        return cls(
+            ack_wait_seconds=settings.number(env, "TUNER_ACK_WAIT_SECONDS", 30.0),
+            max_deliver=settings.integer(env, "TUNER_MAX_DELIVER", 3),
+            replicas=settings.integer(env, "TUNER_STREAM_REPLICAS", 1, maximum=5),
+        )
+
 
 def servers(url: str) -> list[str]:
     """TUNER_NATS_URL may name several servers of one cluster, comma-separated."""
     return [part.strip() for part in url.split(",") if part.strip()]
 
 
-async def connect(url: str, name: str, ca_file: str | None = None) -> Client:
+async def connect(url: str, name: str, ca_file: str = "") -> Client:
     """A connection that reconnects forever and logs, instead of printing, its troubles.
 
-    `ca_file` (default: env TUNER_NATS_CA_FILE) verifies a TLS server (tls:// URLs).
+    `ca_file` verifies a TLS server (tls:// URLs).
     """
-    ca_file = os.environ.get("TUNER_NATS_CA_FILE", "") if ca_file is None else ca_file
     tls = ssl.create_default_context(cafile=ca_file) if ca_file else None
 
     async def on_error(error: Exception) -> None:

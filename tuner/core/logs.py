@@ -1,7 +1,6 @@
 """One logging configuration for every service; secrets are masked before anything is written."""
 
 import logging
-import os
 import re
 
 SECRETS = [
@@ -19,9 +18,9 @@ class MaskSecrets(logging.Filter):
         return True
 
 
-def setup_logging() -> None:
+def setup_logging(level: int = logging.INFO) -> None:
     logging.basicConfig(
-        level=os.environ.get("TUNER_LOG_LEVEL", "INFO").upper(),
+        level=level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     for handler in logging.getLogger().handlers:
