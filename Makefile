@@ -9,7 +9,7 @@ PROTOS := $(wildcard protos/tuner/v1/*.proto)
 FASHION_MNIST := /usr/share/datasets/fashion-mnist
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-slow check lint types generate check-generated bench clean
+.PHONY: help install run test test-slow check lint types generate check-generated proto-lint bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -28,24 +28,24 @@ install: $(STAMP) ## install everything into .venv (and Fashion-MNIST where apt 
 run: install ## start the whole stack on this machine and open the dashboard
 	$(BIN)/tuner up $(ARGS)
 
-test: install check-generated ## run the tests (not the slow ones)
+test: check ## every quality gate: make check, then the tests (not the slow ones)
 	$(BIN)/pytest -m "not slow" $(PYTEST_ARGS)
 
 test-slow: install ## run the slow fault tests
 	$(BIN)/pytest -m "slow and not cluster" $(PYTEST_ARGS)
 
-check: lint types check-generated test ## lint, types, generated code, tests
+check: lint types check-generated proto-lint ## the gates before the tests: lint, types, generated code, proto lint
 
 lint: install ## ruff lint and format check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-types: install ## mypy, strict
-	$(BIN)/mypy tuner scheduler trainer store tui
+types: install ## mypy, strict, on the code, the tests and the benchmarks
+	$(BIN)/mypy tuner scheduler trainer store tui tests benchmarks
 
 # The one generator: grpcio-tools' protoc (pinned in pyproject.toml) with mypy-protobuf's grpc stubs.
 PROTOC := $(BIN)/python -m grpc_tools.protoc -Iprotos
-SERVICES := protos/tuner/v1/tuner_service.proto
+SERVICES := protos/tuner/v1/tuner_service.proto protos/tuner/v1/sweep.proto
 GRPC_OUT = --grpc_python_out=$(1) --plugin=protoc-gen-mypy_grpc=$(BIN)/protoc-gen-mypy_grpc --mypy_grpc_out=$(1)
 
 generate: install ## regenerate tuner/v1 from protos/
@@ -61,6 +61,15 @@ check-generated: install ## fail if tuner/v1 differs from what protos/ generates
 		{ echo "tuner/v1/$$(basename $$f) is stale: run make generate"; rm -rf $$tmp; exit 1; }; done; \
 	rm -rf $$tmp
 
+# buf from npm, pinned, into .buf/ (gitignored); buf.yaml holds the lint rules (STANDARD).
+BUF_VERSION := 1.75.0
+BUF := .buf/node_modules/.bin/buf
+
+proto-lint: ## buf lint (STANDARD rules) over protos/, installing the pinned buf if missing
+	@test "$$($(BUF) --version 2>/dev/null)" = "$(BUF_VERSION)" || \
+		npm install --prefix .buf --silent --no-audit --no-fund @bufbuild/buf@$(BUF_VERSION)
+	$(BUF) lint
+
 bench: install ## run the benchmarks, append to benchmarks/RESULTS.md
 	$(BIN)/python -m benchmarks
 
@@ -75,6 +84,10 @@ compose-down: ## stop the compose stack (its volumes stay)
 
 test-cluster: install ## the multi-host test: NATS cluster, services on network namespaces (root)
 	$(BIN)/pytest -m cluster -rA $(PYTEST_ARGS)
+
+.PHONY: test-chaos
+test-chaos: install ## chaos: random faults, two scheduler replicas (TUNER_CHAOS_SEED, TUNER_CHAOS_SECONDS)
+	$(BIN)/pytest -m chaos -rA tests/chaos $(PYTEST_ARGS)
 
 clean: ## remove the virtual environment and caches
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache build *.egg-info

@@ -10,6 +10,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from google.protobuf.timestamp_pb2 import Timestamp
+
 from tuner.client import TunerClient
 from tuner.core import states
 from tuner.stack import LOOPBACK, Stack, free_port, wait_until_serving
@@ -30,10 +32,9 @@ def mlp(seed: int, epochs: int = 1, batch_size: int = 64) -> job_pb2.Hyperparame
     )
 
 
-def seconds(timestamp: object) -> float:
+def seconds(timestamp: Timestamp) -> float:
     """A google.protobuf Timestamp as Unix seconds."""
-    nanos = timestamp.ToNanoseconds()  # type: ignore[attr-defined]
-    return float(nanos) / 1e9
+    return timestamp.ToNanoseconds() / 1e9
 
 
 def start_scheduler(stack: Stack, module: str) -> str:

@@ -130,8 +130,8 @@ def ours(dataset: str, model: str, root: Path, seed: int = SEED) -> Json:
         epochs=1,
         learning_rate=LEARNING_RATE,
         batch_size=BATCH,
-        dataset=DATASETS[dataset],  # type: ignore[arg-type]
-        model=MODELS[model],  # type: ignore[arg-type]
+        dataset=job_pb2.Dataset.Name(DATASETS[dataset]),
+        model=job_pb2.Model.Name(MODELS[model]),
         optimizer=job_pb2.OPTIMIZER_ADAM,
         seed=seed,
     )

@@ -14,4 +14,4 @@ try:
     config = Config.from_env()
 except ConfigError as error:
     sys.exit(f"scheduler: {error}")
-asyncio.run(main(config))
+sys.exit(asyncio.run(main(config)))

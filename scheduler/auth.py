@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import contextvars
+import functools
 import hmac
 import ipaddress
 import re
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import grpc
 
+from scheduler.calls import Context, Handler, wrap
 from tuner.core import metadata
 from tuner.core.env import ConfigError
 
@@ -92,13 +94,13 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Any]],
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]],
         details: grpc.HandlerCallDetails,
-    ) -> Any:
+    ) -> Handler | None:
         handler = await continuation(details)
         if handler is None or not details.method.startswith(PROTECTED_PREFIX):
             return handler
-        return _as(self.identify(_metadata(details)), handler)
+        return wrap(handler, functools.partial(_as, self.identify(_metadata(details))))
 
 
 @dataclass(frozen=True)
@@ -107,32 +109,10 @@ class Refusal:
     reason: str
 
 
-def _as(caller: str | Refusal, handler: Any) -> Any:
-    """The same handler, run as the caller, or refusing. (grpc's stubs type only sync handlers.)"""
-
-    async def enter(context: grpc.aio.ServicerContext[Any, Any]) -> None:
-        if isinstance(caller, Refusal):
-            await context.abort(caller.code, caller.reason)
-        else:
-            current_user.set(caller)
-
-    if handler.unary_unary is not None:
-        unary_behavior = handler.unary_unary
-
-        async def unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-            await enter(context)
-            return await unary_behavior(request, context)
-
-        return grpc.unary_unary_rpc_method_handler(
-            unary, handler.request_deserializer, handler.response_serializer
-        )
-    stream_behavior = handler.unary_stream
-
-    async def stream(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-        await enter(context)
-        async for response in stream_behavior(request, context):
-            yield response
-
-    return grpc.unary_stream_rpc_method_handler(
-        stream, handler.request_deserializer, handler.response_serializer
-    )
+@asynccontextmanager
+async def _as(caller: str | Refusal, context: Context) -> AsyncIterator[None]:
+    """The call, run as the caller, or refused."""
+    if isinstance(caller, Refusal):
+        await context.abort(caller.code, caller.reason)
+    current_user.set(caller)
+    yield

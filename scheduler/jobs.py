@@ -7,6 +7,7 @@ import logging
 import grpc
 
 from scheduler.dispatch import Dispatcher
+from scheduler.outages import NATS_OUTAGES
 from store.documents import Document, new_job, now
 from store.jobs import JobStore
 from tuner.core import states
@@ -82,6 +83,10 @@ class Jobs:
             raise Refused(grpc.StatusCode.ABORTED, "the job kept changing; try again")
         doc = await self._store.get(doc["_id"]) or doc
         log.info("job %s run %d cancelled: %s", doc["_id"], doc["run"], reason)
-        await self._dispatcher.withdraw(doc)
-        await self._dispatcher.announce(doc)
+        try:
+            await self._dispatcher.withdraw(doc)
+            await self._dispatcher.announce(doc)
+        except NATS_OUTAGES as error:
+            # Recorded all the same: the recorder tells the trainer again at its next report.
+            log.warning("job %s: cancelled; NATS did not take the notice: %r", doc["_id"], error)
         return doc

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -12,55 +13,74 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from nats.aio.client import Client
+from nats.js import JetStreamContext
 
 from scheduler.advisories import GiveUps
-from scheduler.auth import AuthInterceptor
 from scheduler.config import Config
 from scheduler.dispatch import Dispatcher
+from scheduler.interceptors import server_interceptors
 from scheduler.jobs import Jobs
-from scheduler.reconciler import reconcile
+from scheduler.outages import OUTAGES
+from scheduler.reconciler import Reconciler
 from scheduler.recorder import Recorder
 from scheduler.service import TunerService
-from scheduler.sweeps import SweepDriver
+from scheduler.sweeps.announce import Announcer
+from scheduler.sweeps.driver import SweepDriver
+from scheduler.sweeps.service import SweepService
 from store.jobs import JobStore
 from store.sweeps import SweepStore
 from tuner.core import streams
-from tuner.v1 import tuner_service_pb2, tuner_service_pb2_grpc
+from tuner.core.retry import Backoff
+from tuner.core.supervise import Supervisor, until_either
+from tuner.v1 import sweep_pb2, sweep_pb2_grpc, tuner_service_pb2, tuner_service_pb2_grpc
 
 log = logging.getLogger(__name__)
 
 SERVICE_NAME = tuner_service_pb2.DESCRIPTOR.services_by_name["TunerService"].full_name
+SWEEP_SERVICE_NAME = sweep_pb2.DESCRIPTOR.services_by_name["SweepService"].full_name
 MAX_MESSAGE_BYTES = 1024 * 1024
 
 
-async def main(config: Config) -> None:
+async def main(config: Config) -> int:
+    """Serve until SIGINT/SIGTERM (0) or until a loop cannot resume (1)."""
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stopping.set)
 
     store = JobStore.connect(config.mongo_uri, config.database)
-    await store.ensure_indexes()
-    nc = await streams.connect(config.nats_url, name="tuner-scheduler", ca_file=config.nats_ca_file)
+    nc = await streams.connect_when_up(
+        config.nats_url, "tuner-scheduler", config.nats_ca_file, stopping
+    )
+    if nc is None:
+        await store.close()
+        return 0
     js = nc.jetstream()
-    await streams.ensure_streams(js, config.queue)
+    if not await _prepare(store, js, config, stopping):
+        await _close(nc, store)
+        return 0
     dispatcher = Dispatcher(nc, js, store)
     jobs = Jobs(store, dispatcher, config.max_active_per_user)
     sweeps = SweepStore(store.client, config.database)
     await sweeps.ensure_indexes()
-    driver = SweepDriver(sweeps, store, jobs, name=f"{socket.gethostname()}-{os.getpid()}")
+    announcer = Announcer(js, sweeps)
+    driver = SweepDriver(
+        sweeps, store, jobs, announcer, name=f"{socket.gethostname()}-{os.getpid()}"
+    )
 
     server = grpc.aio.server(
-        interceptors=[AuthInterceptor(config.tokens)],
+        interceptors=server_interceptors(config.tokens),
         options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES)],
     )
-    tuner_service_pb2_grpc.add_TunerServiceServicer_to_server(
-        TunerService(store, jobs, js, sweeps, driver), server
+    tuner_service_pb2_grpc.add_TunerServiceServicer_to_server(TunerService(store, jobs, js), server)
+    sweep_pb2_grpc.add_SweepServiceServicer_to_server(
+        SweepService(sweeps, driver, announcer, js), server
     )
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
-        [SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME], server
+        [SERVICE_NAME, SWEEP_SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME], server
     )
     if config.tls_cert_file:
         credentials = grpc.ssl_server_credentials(
@@ -70,13 +90,14 @@ async def main(config: Config) -> None:
     else:
         server.add_insecure_port(config.listen)
     await server.start()
-    tasks = [
-        asyncio.create_task(Recorder(js, store, dispatcher).run(stopping)),
-        asyncio.create_task(GiveUps(js, store, dispatcher).run(stopping)),
-        asyncio.create_task(driver.run(stopping)),
-        asyncio.create_task(reconcile(store, dispatcher, stopping)),
-    ]
-    for name in ("", SERVICE_NAME):
+    recorder = Recorder(js, store, dispatcher)
+    reconciler = Reconciler(js, store, dispatcher, recorder, config.queue.ack_wait_seconds)
+    supervisor = Supervisor(stopping)
+    supervisor.start("the event recorder", lambda: recorder.run(stopping))
+    supervisor.start("the give-ups", lambda: GiveUps(js, store, dispatcher).run(stopping))
+    supervisor.start("the sweep driver", lambda: driver.run(stopping))
+    supervisor.start("the reconciler", lambda: reconciler.run(stopping))
+    for name in ("", SERVICE_NAME, SWEEP_SERVICE_NAME):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     log.info(
         "scheduler serving on %s (%s, %s)",
@@ -85,11 +106,38 @@ async def main(config: Config) -> None:
         f"{len(set(config.tokens.values()))} users with tokens" if config.tokens else "no tokens",
     )
 
-    await stopping.wait()
+    await until_either(stopping, supervisor.dead)
+    code = 1 if supervisor.dead.is_set() else 0
+    if code:
+        log.critical("scheduler cannot go on (%s): stopping", supervisor.reason)
+        stopping.set()
     log.info("scheduler stopping")
     await health_servicer.enter_graceful_shutdown()
     await server.stop(config.grace_seconds)
-    await asyncio.gather(*tasks, return_exceptions=True)
-    await nc.drain()
-    await store.close()
+    await supervisor.stop(config.grace_seconds)
+    await _close(nc, store)
     log.info("scheduler stopped")
+    return code
+
+
+async def _prepare(
+    store: JobStore, js: JetStreamContext, config: Config, stopping: asyncio.Event
+) -> bool:
+    """Indexes and streams, retried while the database or NATS is unreachable."""
+    backoff = Backoff(first=0.5, cap=5.0)
+    while not stopping.is_set():
+        try:
+            await store.ensure_indexes()
+            await streams.ensure_streams(js, config.queue)
+            return True
+        except OUTAGES as error:
+            log.warning("waiting for the database and NATS: %r", error)
+            await backoff.wait(stopping)
+    return False
+
+
+async def _close(nc: Client, store: JobStore) -> None:
+    """Drain NATS and close the database, quietly, whatever is down."""
+    await streams.close(nc)
+    with contextlib.suppress(Exception):
+        await store.close()

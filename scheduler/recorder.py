@@ -1,4 +1,20 @@
-"""Records trainer reports from the event stream as job state, in stream order."""
+"""Records trainer reports from the event stream as job state, whatever order they arrive in.
+
+Several scheduler replicas share the durable consumer, so one job's events may be handled
+by different replicas at once and out of order. Recording therefore does not depend on
+order; the attempt number is the fence:
+- Every report of attempt A first makes sure attempt A is the one running ("begin"): one
+  conditional write moves the job to RUNNING with attempts=A if it was queued or ran an
+  older attempt. Whichever of A's reports is handled first does it; the others find it done.
+- An epoch is appended only to attempt A's running record, once (filtered on its number),
+  kept sorted by epoch.
+- A success carries all of its attempt's epochs and writes them with the result, so a
+  success recorded before some epoch reports still leaves the whole history; epochs
+  arriving later find the job no longer running and change nothing.
+- A report of an attempt older than the recorded one changes nothing.
+Each write is a conditional update, so a redelivered report is harmless; the state it
+leads to is announced again (the announcement's message id drops the repeat).
+"""
 
 from __future__ import annotations
 
@@ -11,7 +27,7 @@ from nats.js import JetStreamContext
 
 from scheduler.dispatch import Dispatcher
 from scheduler.outages import OUTAGES
-from store.documents import epoch_doc, now, result_doc
+from store.documents import Document, epoch_doc, now, result_doc
 from store.jobs import JobStore
 from tuner.core import streams
 from tuner.core.consume import consume
@@ -19,6 +35,8 @@ from tuner.core.states import CANCELLED, FAILED, RUNNING, SUCCEEDED, of
 from tuner.v1 import event_pb2
 
 log = logging.getLogger(__name__)
+
+REPORTS = ("started", "epoch_completed", "succeeded", "failed")
 
 
 class Recorder:
@@ -50,69 +68,77 @@ class Recorder:
                 "dropped an event for job %r on foreign subject %s", event.job_id, msg.subject
             )
             return
-        kind = event.WhichOneof("kind")
-        if kind == "started":
-            await self._started(event)
-        elif kind == "epoch_completed":
-            await self._epoch(event)
-        elif kind == "succeeded":
-            await self._succeeded(event)
-        elif kind == "failed":
-            await self._failed(event)
-        # progress is for watchers only; state_changed is this service's own record
+        await self.apply(event)
 
-    async def _started(self, event: event_pb2.JobEvent) -> None:
+    async def apply(self, event: event_pb2.JobEvent) -> None:
+        """Record one trainer report (progress is for watchers only; state_changed is ours)."""
+        kind = event.WhichOneof("kind")
+        if kind == "failed":
+            await self._failed(event)
+        elif kind in REPORTS:
+            doc = await self._begin(event)
+            if doc is None:
+                return
+            if kind == "epoch_completed":
+                await self._epoch(event, doc)
+            elif kind == "succeeded":
+                await self._succeeded(event)
+
+    async def _begin(self, event: event_pb2.JobEvent) -> Document | None:
+        """Make the event's attempt the running one, if no newer one or an ending came first."""
         changes = {
             "attempts": event.attempt,
-            "trainer": event.started.trainer,
             "start_time": now(),
             "history": [],
             "progress": None,
+            "trainer": event.started.trainer if event.HasField("started") else "",
         }
         moved = await self._store.transition(
             event.job_id, event.run, RUNNING, changes, attempt=event.attempt - 1
         )
+        if not moved and event.HasField("started"):
+            # Another report of this attempt began it: only the trainer's name is missing.
+            await self._store.set_trainer(
+                event.job_id, event.run, event.attempt, event.started.trainer
+            )
         doc = await self._store.get(event.job_id)
-        if doc is None:
-            return
+        if doc is None or doc["run"] != event.run:
+            return None
         if moved:
             log.info(
                 "job %s run %d attempt %d started on %s",
-                event.job_id,
-                event.run,
-                event.attempt,
-                event.started.trainer,
-            )
-            await self._dispatcher.announce(doc)
-        elif of(doc) == CANCELLED and doc["run"] == event.run:
-            log.info(
-                "job %s started after it was cancelled: telling its trainer again", event.job_id
-            )
+                event.job_id, event.run, event.attempt, doc["trainer"] or "a trainer",
+            )  # fmt: skip
+        if of(doc) == RUNNING and doc["attempts"] == event.attempt:
+            if moved or event.HasField("started"):
+                await self._dispatcher.announce(doc)
+        elif of(doc) == CANCELLED and event.WhichOneof("kind") != "succeeded":
+            log.info("job %s reported after its cancel: telling its trainer again", doc["_id"])
             await self._dispatcher.withdraw(doc)
+        return doc
 
-    async def _epoch(self, event: event_pb2.JobEvent) -> None:
+    async def _epoch(self, event: event_pb2.JobEvent, doc: Document) -> None:
         m = event.epoch_completed
-        doc = await self._store.get(event.job_id)
-        if doc is None:
-            return
         epochs = doc["hyperparameters"]["epochs"]
         progress = {"epoch": m.epoch, "total_epochs": epochs, "loss": m.train_loss}
         await self._store.add_epoch(event.job_id, event.run, event.attempt, epoch_doc(m), progress)
 
     async def _succeeded(self, event: event_pb2.JobEvent) -> None:
-        changes = {"result": result_doc(event.succeeded), "end_time": now()}
+        changes: Document = {"result": result_doc(event.succeeded), "end_time": now()}
+        if event.epochs:
+            changes["history"] = sorted((epoch_doc(m) for m in event.epochs), key=_epoch_number)
         moved = await self._store.transition(
             event.job_id, event.run, SUCCEEDED, changes, attempt=event.attempt
         )
         doc = await self._store.get(event.job_id)
         if doc is None or doc["run"] != event.run or of(doc) != SUCCEEDED:
             return
-        # Also when not moved: a redelivered event after a crash between these two writes.
+        # Also when not moved: a redelivered event after a crash or an outage between writes.
         await self._store.rank(doc)
         if moved:
             accuracy = event.succeeded.test_accuracy
             log.info("job %s run %d succeeded: accuracy %.4f", event.job_id, event.run, accuracy)
-            await self._dispatcher.announce(doc)
+        await self._dispatcher.announce(doc)
 
     async def _failed(self, event: event_pb2.JobEvent) -> None:
         reason = event.failed.reason or "the trainer gave no reason"
@@ -120,6 +146,13 @@ class Recorder:
         moved = await self._store.transition(
             event.job_id, event.run, FAILED, changes, attempt=event.attempt
         )
-        if moved and (doc := await self._store.get(event.job_id)) is not None:
+        doc = await self._store.get(event.job_id)
+        if doc is None or doc["run"] != event.run or of(doc) != FAILED:
+            return
+        if moved:
             log.info("job %s run %d failed: %s", event.job_id, event.run, reason)
-            await self._dispatcher.announce(doc)
+        await self._dispatcher.announce(doc)
+
+
+def _epoch_number(metrics: Document) -> int:
+    return int(metrics["epoch"])

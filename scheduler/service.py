@@ -4,25 +4,20 @@ from __future__ import annotations
 
 import base64
 import binascii
-import functools
 import logging
-import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import grpc
 from nats.js import JetStreamContext
-from pymongo.errors import PyMongoError
 
 from scheduler.auth import current_user
 from scheduler.fanout import EventHub, replay
 from scheduler.jobs import Jobs, Refused
-from scheduler.sweep_service import SweepHandlers
-from scheduler.sweeps import SweepDriver
+from scheduler.validation import ID, valid_id, valid_page_size
 from store.documents import Document, job_from
 from store.jobs import JobStore
-from store.sweeps import SweepStore
 from tuner.core import states, streams
 from tuner.core.hyperparameters import FieldError, canonical_key, job_id, normalized
 from tuner.v1 import job_pb2, tuner_service_pb2, tuner_service_pb2_grpc
@@ -34,29 +29,8 @@ else:
 
 log = logging.getLogger(__name__)
 
-JOB_ID = re.compile(r"[0-9a-f]{32}")
-MAX_PAGE_SIZE = 100
-DEFAULT_PAGE_SIZE = 20
 MAX_LEADERBOARD = 50
 DEFAULT_LEADERBOARD = 10
-
-Response = TypeVar("Response")
-Handler = Callable[[Any, Any, Context], Awaitable[Response]]
-
-
-def database_errors(handler: Handler[Response]) -> Handler[Response]:
-    """A database outage answers UNAVAILABLE instead of an internal error."""
-
-    @functools.wraps(handler)
-    async def wrapped(self: Any, request: Any, context: Context) -> Response:
-        try:
-            return await handler(self, request, context)
-        except PyMongoError as error:
-            log.warning("%s: database unavailable: %s", handler.__name__, error)
-            await context.abort(grpc.StatusCode.UNAVAILABLE, "database unavailable, try again")
-            raise  # abort raises; this line is for the type checker
-
-    return wrapped
 
 
 def caller() -> str:
@@ -71,15 +45,6 @@ async def valid_hyperparameters(
         return normalized(hp)
     except FieldError as error:
         await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"hyperparameters.{error}")
-        raise
-
-
-async def valid_job_id(value: str, context: Context) -> str:
-    if not JOB_ID.fullmatch(value):
-        await context.abort(
-            grpc.StatusCode.INVALID_ARGUMENT, "job_id: must be 32 lowercase hex digits"
-        )
-    return value
 
 
 def page_token(doc: Document) -> str:
@@ -93,35 +58,24 @@ def parse_page_token(token: str) -> tuple[datetime, str]:
         millis, job = base64.urlsafe_b64decode(token.encode()).decode().split(":")
     except (binascii.Error, UnicodeError) as error:
         raise ValueError(token) from error
-    if not JOB_ID.fullmatch(job):
+    if not ID.fullmatch(job):
         raise ValueError(token)
     return datetime.fromtimestamp(int(millis) / 1000, UTC), job
 
 
-class TunerService(SweepHandlers, tuner_service_pb2_grpc.TunerServiceServicer):
-    def __init__(
-        self,
-        store: JobStore,
-        jobs: Jobs,
-        js: JetStreamContext,
-        sweeps: SweepStore,
-        driver: SweepDriver,
-    ) -> None:
+class TunerService(tuner_service_pb2_grpc.TunerServiceServicer):
+    def __init__(self, store: JobStore, jobs: Jobs, js: JetStreamContext) -> None:
         self._store = store
         self._js = js
         self._jobs = jobs
-        self._sweeps = sweeps
-        self._driver = driver
         self._hub = EventHub(js)
 
     async def _get(self, job_id: str, context: Context) -> Document:
-        doc = await self._store.get(await valid_job_id(job_id, context))
+        doc = await self._store.get(await valid_id(job_id, "job_id", context))
         if doc is None:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"job_id: no job {job_id} exists")
-            raise AssertionError("unreachable")
         return doc
 
-    @database_errors
     async def SubmitJob(
         self, request: tuner_service_pb2.SubmitJobRequest, context: Context
     ) -> tuner_service_pb2.SubmitJobResponse:
@@ -131,10 +85,8 @@ class TunerService(SweepHandlers, tuner_service_pb2_grpc.TunerServiceServicer):
             doc, duplicate = await self._jobs.submit(hp, user)
         except Refused as refused:
             await context.abort(refused.code, str(refused))
-            raise
         return tuner_service_pb2.SubmitJobResponse(job=job_from(doc), deduplicated=duplicate)
 
-    @database_errors
     async def GetJob(
         self, request: tuner_service_pb2.GetJobRequest, context: Context
     ) -> tuner_service_pb2.GetJobResponse:
@@ -142,7 +94,6 @@ class TunerService(SweepHandlers, tuner_service_pb2_grpc.TunerServiceServicer):
             job=job_from(await self._get(request.job_id, context))
         )
 
-    @database_errors
     async def FindJob(
         self, request: tuner_service_pb2.FindJobRequest, context: Context
     ) -> tuner_service_pb2.FindJobResponse:
@@ -152,20 +103,13 @@ class TunerService(SweepHandlers, tuner_service_pb2_grpc.TunerServiceServicer):
             await context.abort(
                 grpc.StatusCode.NOT_FOUND, "hyperparameters: no job has these hyperparameters"
             )
-            raise AssertionError("unreachable")
         return tuner_service_pb2.FindJobResponse(job=job_from(doc))
 
-    @database_errors
     async def ListJobs(
         self, request: tuner_service_pb2.ListJobsRequest, context: Context
     ) -> tuner_service_pb2.ListJobsResponse:
         user = caller()
-        size = request.page_size or DEFAULT_PAGE_SIZE
-        if not 1 <= size <= MAX_PAGE_SIZE:
-            await context.abort(
-                grpc.StatusCode.INVALID_ARGUMENT,
-                f"page_size: must be between 1 and {MAX_PAGE_SIZE}, got {request.page_size}",
-            )
+        size = await valid_page_size(request.page_size, context)
         for state in request.states:
             if state not in states.JOB_STATES:
                 await context.abort(
@@ -185,7 +129,6 @@ class TunerService(SweepHandlers, tuner_service_pb2_grpc.TunerServiceServicer):
             response.next_page_token = page_token(docs[size - 1])
         return response
 
-    @database_errors
     async def GetLeaderboard(
         self, request: tuner_service_pb2.GetLeaderboardRequest, context: Context
     ) -> tuner_service_pb2.GetLeaderboardResponse:
@@ -198,7 +141,6 @@ class TunerService(SweepHandlers, tuner_service_pb2_grpc.TunerServiceServicer):
         docs = await self._store.top(limit)
         return tuner_service_pb2.GetLeaderboardResponse(jobs=[job_from(d) for d in docs])
 
-    @database_errors
     async def CancelJob(
         self, request: tuner_service_pb2.CancelJobRequest, context: Context
     ) -> tuner_service_pb2.CancelJobResponse:
@@ -218,11 +160,7 @@ class TunerService(SweepHandlers, tuner_service_pb2_grpc.TunerServiceServicer):
     async def WatchJob(
         self, request: tuner_service_pb2.WatchJobRequest, context: Context
     ) -> AsyncIterator[tuner_service_pb2.WatchJobResponse]:
-        try:
-            doc = await self._get(request.job_id, context)
-        except PyMongoError:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, "database unavailable, try again")
-            return
+        doc = await self._get(request.job_id, context)
         yield tuner_service_pb2.WatchJobResponse(job=job_from(doc))
         ended = states.of(doc) in states.TERMINAL
         subject = streams.events_subject(doc["_id"], doc["run"])

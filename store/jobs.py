@@ -30,9 +30,17 @@ class JobStore:
         self.leaderboard = db.leaderboard
 
     @classmethod
-    def connect(cls, uri: str, database: str, timeout_ms: int = 5000) -> JobStore:
+    def connect(
+        cls, uri: str, database: str, timeout_ms: int = 5000, operation_timeout_ms: int = 15000
+    ) -> JobStore:
+        # Without a socket timeout a call into a stalled server (paused, partitioned) waits
+        # forever, and so does the loop that made it.
         client: AsyncMongoClient[Document] = AsyncMongoClient(
-            uri, tz_aware=True, serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=timeout_ms
+            uri,
+            tz_aware=True,
+            serverSelectionTimeoutMS=timeout_ms,
+            connectTimeoutMS=timeout_ms,
+            socketTimeoutMS=operation_timeout_ms,
         )
         return cls(client, database)
 
@@ -46,6 +54,7 @@ class JobStore:
     async def ensure_indexes(self) -> None:
         await self.jobs.create_index([("owner", ASCENDING), ("create_time", DESCENDING)])
         await self.jobs.create_index([("state", ASCENDING), ("dispatch_sequence", ASCENDING)])
+        await self.jobs.create_index([("state", ASCENDING), ("update_time", ASCENDING)])
         await self.jobs.create_index([("owner", ASCENDING), ("state", ASCENDING)])
         await self.leaderboard.create_index(LEADERBOARD_ORDER)
 
@@ -121,7 +130,7 @@ class JobStore:
     async def add_epoch(
         self, job_id: str, run: int, attempt: int, metrics: Document, progress: Document
     ) -> bool:
-        """Append one epoch's metrics once, for the current attempt of a running job."""
+        """Add one epoch's metrics once, in epoch order, for the current attempt of a running job."""
         result = await self.jobs.update_one(
             {
                 "_id": job_id,
@@ -130,9 +139,19 @@ class JobStore:
                 "state": name(RUNNING),
                 "history.epoch": {"$ne": metrics["epoch"]},
             },
-            {"$push": {"history": metrics}, "$set": {"progress": progress, "update_time": now()}},
+            {
+                "$push": {"history": {"$each": [metrics], "$sort": {"epoch": 1}}},
+                "$set": {"progress": progress, "update_time": now()},
+            },
         )
         return result.modified_count == 1
+
+    async def set_trainer(self, job_id: str, run: int, attempt: int, trainer: str) -> None:
+        """Name the trainer of an attempt that another of its reports began."""
+        await self.jobs.update_one(
+            {"_id": job_id, "run": run, "attempts": attempt, "trainer": ""},
+            {"$set": {"trainer": trainer}},
+        )
 
     async def list_owned(
         self,
@@ -166,6 +185,11 @@ class JobStore:
         cursor = self.jobs.find(
             {"state": name(QUEUED), "dispatch_sequence": 0, "update_time": {"$lt": older_than}}
         )
+        return await cursor.limit(100).to_list()
+
+    async def running_quiet(self, older_than: datetime) -> list[Document]:
+        """RUNNING jobs whose record has not changed since `older_than`."""
+        cursor = self.jobs.find({"state": name(RUNNING), "update_time": {"$lt": older_than}})
         return await cursor.limit(100).to_list()
 
     async def rank(self, doc: Document) -> None:

@@ -1,4 +1,7 @@
-"""SweepStore: sweeps and their trials, and the lease that lets one scheduler drive each."""
+"""SweepStore: sweeps and their trials, and the lease that lets one scheduler drive each.
+
+Every change a watcher can see bumps the sweep's `version`, which orders its announcements.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,10 @@ from datetime import UTC, datetime, timedelta
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, WriteConcern
 
 from store.documents import Document, hyperparameters_from, now
+from tuner.core import states
 from tuner.v1 import sweep_pb2
+
+RUNNING = states.sweep_name(states.SWEEP_RUNNING)
 
 
 class SweepStore:
@@ -31,7 +37,7 @@ class SweepStore:
 
     async def claimable(self, at: datetime) -> list[Document]:
         """RUNNING sweeps whose driver's lease ran out (or that never had one)."""
-        cursor = self.sweeps.find({"state": "RUNNING", "lease_until": {"$lt": at}}, {"_id": 1})
+        cursor = self.sweeps.find({"state": RUNNING, "lease_until": {"$lt": at}}, {"_id": 1})
         return await cursor.limit(100).to_list()
 
     async def claim(self, sweep_id: str, driver: str, seconds: float) -> bool:
@@ -40,7 +46,7 @@ class SweepStore:
         result = await self.sweeps.update_one(
             {
                 "_id": sweep_id,
-                "state": "RUNNING",
+                "state": RUNNING,
                 "$or": [{"driver": driver}, {"lease_until": {"$lt": t}}],
             },
             {"$set": {"driver": driver, "lease_until": t + timedelta(seconds=seconds)}},
@@ -53,24 +59,29 @@ class SweepStore:
             {
                 "_id": sweep_id,
                 "driver": driver,
-                "state": "RUNNING",
+                "state": RUNNING,
                 "trials": {"$size": trial["number"] - 1},  # numbers start at 1
             },
-            {"$push": {"trials": trial}, "$set": {"update_time": now()}},
+            {"$push": {"trials": trial}, "$set": {"update_time": now()}, "$inc": {"version": 1}},
         )
         return result.modified_count == 1
 
-    async def set_trials(self, sweep_id: str, driver: str, trials: list[Document]) -> None:
-        await self.sweeps.update_one(
+    async def set_trials(self, sweep_id: str, driver: str, trials: list[Document]) -> bool:
+        result = await self.sweeps.update_one(
             {"_id": sweep_id, "driver": driver, "trials": {"$size": len(trials)}},
-            {"$set": {"trials": trials, "update_time": now()}},
+            {"$set": {"trials": trials, "update_time": now()}, "$inc": {"version": 1}},
         )
+        return result.modified_count == 1
 
-    async def finish(self, sweep_id: str, state: str) -> bool:
+    async def finish(self, sweep_id: str, state: int) -> bool:
+        """Move a RUNNING sweep to `state` (SWEEP_SUCCEEDED or SWEEP_CANCELLED)."""
         t = now()
         result = await self.sweeps.update_one(
-            {"_id": sweep_id, "state": "RUNNING"},
-            {"$set": {"state": state, "end_time": t, "update_time": t}},
+            {"_id": sweep_id, "state": RUNNING},
+            {
+                "$set": {"state": states.sweep_name(state), "end_time": t, "update_time": t},
+                "$inc": {"version": 1},
+            },
         )
         return result.modified_count == 1
 
@@ -82,7 +93,8 @@ def new_sweep(sweep_id: str, spec: sweep_pb2.SweepSpec, owner: str) -> Document:
         "name": spec.name,
         "spec": spec.SerializeToString(),
         "owner": owner,
-        "state": "RUNNING",
+        "state": RUNNING,
+        "version": 1,
         "trials": [],
         "driver": "",
         "lease_until": datetime.fromtimestamp(0, UTC),
@@ -105,8 +117,13 @@ def new_trial(number: int, job: Document, reused: bool) -> Document:
     }
 
 
+def version(doc: Document) -> int:
+    """The sweep's count of recorded changes (sweeps stored before versions count 0)."""
+    return int(doc.get("version", 0))
+
+
 def best_trial(trials: list[Document]) -> Document | None:
-    done = [t for t in trials if t["state"] == "SUCCEEDED" and not t["pruned"]]
+    done = [t for t in trials if states.of(t) == states.SUCCEEDED and not t["pruned"]]
     return max(done, key=lambda t: (t["test_accuracy"], -t["number"]), default=None)
 
 
@@ -114,7 +131,7 @@ def sweep_from(doc: Document) -> sweep_pb2.Sweep:
     sweep = sweep_pb2.Sweep(
         id=doc["_id"],
         spec=sweep_pb2.SweepSpec.FromString(doc["spec"]),
-        state="SWEEP_STATE_" + doc["state"],
+        state=states.sweep_of(doc),
         owner=doc["owner"],
     )
     for t in doc["trials"]:
@@ -123,7 +140,7 @@ def sweep_from(doc: Document) -> sweep_pb2.Sweep:
                 number=t["number"],
                 job_id=t["job_id"],
                 hyperparameters=hyperparameters_from(t["hyperparameters"]),
-                state="JOB_STATE_" + t["state"],
+                state=states.of(t),
                 test_accuracy=t["test_accuracy"],
                 epochs_done=len(t["curve"]),
                 pruned=t["pruned"],

@@ -1,29 +1,18 @@
-"""Session fixtures: real MNIST files and a real stack (nats-server, SecantusDB, services)."""
+"""Session fixtures: real MNIST files and real servers (nats-server, SecantusDB, services).
+
+Only fixtures live here; what tests import is in tests/support/.
+"""
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.support.stack import MNIST_FILES, RunningStack, StartStack, mnist_source, start_stack
 from tuner.stack import Stack
-
-REPO = Path(__file__).resolve().parents[1]
-MNIST_FILES = (
-    "train-images-idx3-ubyte.gz",
-    "train-labels-idx1-ubyte.gz",
-    "t10k-images-idx3-ubyte.gz",
-    "t10k-labels-idx1-ubyte.gz",
-)
-
-
-def mnist_source() -> Path:
-    """The original MNIST files: TUNER_TEST_MNIST, else ../shared/data/mnist beside the repo."""
-    return Path(os.environ.get("TUNER_TEST_MNIST") or REPO.parent / "shared" / "data" / "mnist")
 
 
 @pytest.fixture(scope="session")
@@ -39,43 +28,6 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for name in MNIST_FILES:
         (raw / name).symlink_to(source / name)
     return root
-
-
-@dataclass
-class RunningStack:
-    stack: Stack
-    address: str
-    mongo_uri: str
-    nats_url: str
-
-    def log(self, name: str) -> str:
-        return self.stack.log_path(name).read_text(errors="replace")
-
-
-def start_stack(
-    state_dir: Path,
-    data_dir: Path,
-    trainers: int = 1,
-    nats_user: str = "",
-    nats_password: str = "",
-    db_in_memory: bool = True,
-    **env: str,
-) -> RunningStack:
-    stack = Stack(state_dir)
-    stack.env.update(TUNER_DATA_DIR=str(data_dir), TUNER_DEVICE="cpu", **env)
-    stack.env.pop("TUNER_NATS_URL", None)
-    stack.env.pop("TUNER_MONGO_URI", None)
-    try:
-        nats_url = stack.start_nats(user=nats_user, password=nats_password)
-        mongo_uri = stack.start_mongo(in_memory=db_in_memory)
-        address = stack.start_scheduler()
-        threads = max(1, (os.cpu_count() or 1) // max(trainers, 1))
-        for index in range(1, trainers + 1):
-            stack.start_trainer(index, threads)
-    except BaseException:
-        stack.stop()
-        raise
-    return RunningStack(stack, address, mongo_uri, nats_url)
 
 
 @pytest.fixture(scope="session")
@@ -100,7 +52,14 @@ def mongo_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         stack.stop()
 
 
-StartStack = Callable[..., RunningStack]
+@pytest.fixture(scope="session")
+def nats_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A nats-server with JetStream of its own, for unit tests of what publishes and consumes."""
+    stack = Stack(tmp_path_factory.mktemp("nats"))
+    try:
+        yield stack.start_nats()
+    finally:
+        stack.stop()
 
 
 @pytest.fixture

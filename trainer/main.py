@@ -11,11 +11,16 @@ import torch
 from trainer.config import Config
 from trainer.worker import Worker
 from tuner.core import streams
+from tuner.core.retry import Backoff
+from tuner.core.supervise import Supervisor, until_either
 
 log = logging.getLogger(__name__)
 
+GRACE_SECONDS = 10.0
 
-async def main(config: Config) -> None:
+
+async def main(config: Config) -> int:
+    """Train until SIGINT/SIGTERM (0) or until the worker loop cannot resume (1)."""
     if config.torch_threads:
         # Trainers sharing a host must split its cores: oversubscribed, torch slows ~20x.
         torch.set_num_threads(config.torch_threads)
@@ -23,12 +28,30 @@ async def main(config: Config) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stopping.set)
-    nc = await streams.connect(
-        config.nats_url, name=f"tuner-trainer {config.name}", ca_file=config.nats_ca_file
-    )
+    name = f"tuner-trainer {config.name}"
+    nc = await streams.connect_when_up(config.nats_url, name, config.nats_ca_file, stopping)
+    if nc is None:
+        return 0
     js = nc.jetstream()
-    await streams.ensure_streams(js, config.queue)
+    backoff = Backoff(first=0.5, cap=5.0)
+    while not stopping.is_set():
+        try:
+            await streams.ensure_streams(js, config.queue)
+            break
+        except Exception as error:  # NATS up but JetStream not ready (a restart, an election)
+            log.warning("waiting for JetStream: %r", error)
+            await backoff.wait(stopping)
     worker = Worker(config, nc, js)
-    await worker.run(stopping)
-    await nc.drain()
+    await worker.listen(stopping)
+    supervisor = Supervisor(stopping)
+    supervisor.start("the job loop", worker.run)
+    supervisor.start("the hand-back on stop", worker.hand_back)
+    await until_either(stopping, supervisor.dead)
+    code = 1 if supervisor.dead.is_set() else 0
+    if code:
+        log.critical("trainer cannot go on (%s): stopping", supervisor.reason)
+    stopping.set()
+    await supervisor.stop(GRACE_SECONDS)
+    await streams.close(nc)
     log.info("trainer %s stopped", config.name)
+    return code

@@ -6,6 +6,7 @@ import asyncio
 import collections
 import logging
 import threading
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from google.protobuf.message import DecodeError, Message
@@ -40,29 +41,29 @@ class Worker:
         self._device = pick_device(config.device)
         self._current: Current | None = None
         self._cancelled: collections.deque[tuple[str, int]] = collections.deque(maxlen=1000)
-        self._shutting_down = False
+        self._stopping = asyncio.Event()
 
-    async def run(self, stopping: asyncio.Event) -> None:
+    async def listen(self, stopping: asyncio.Event) -> None:
+        """Hear cancellations, and stop the running job when the trainer stops."""
+        self._stopping = stopping
         await self._nc.subscribe(streams.CANCEL_SUBJECTS, cb=self._on_cancel)
         log.info("trainer %s ready on %s", self._config.name, self._device)
-        hand_back = asyncio.create_task(self._hand_back_on(stopping))
-        try:
-            await consume(
-                self._js,
-                streams.JOBS_STREAM,
-                streams.TRAINERS_CONSUMER,
-                self._handle,
-                stopping,
-                batch=1,
-                acks=False,
-            )
-        finally:
-            hand_back.cancel()
 
-    async def _hand_back_on(self, stopping: asyncio.Event) -> None:
-        """On shutdown, stop the running job; it goes back to the queue, not to FAILED."""
-        await stopping.wait()
-        self._shutting_down = True
+    async def run(self) -> None:
+        """Take jobs one at a time until the trainer stops."""
+        await consume(
+            self._js,
+            streams.JOBS_STREAM,
+            streams.TRAINERS_CONSUMER,
+            self._handle,
+            self._stopping,
+            batch=1,
+            acks=False,
+        )
+
+    async def hand_back(self) -> None:
+        """Once stopping: stop the running job; it goes back to the queue, not to FAILED."""
+        await self._stopping.wait()
         if self._current is not None:
             self._current.stop.set()
 
@@ -128,8 +129,8 @@ class Worker:
             result = await asyncio.to_thread(work)
         except Cancelled:
             await events.flush()
-            if self._shutting_down:
-                await msg.nak()
+            if self._stopping.is_set():
+                await settle(msg.nak, "nak")
                 log.info(
                     "job %s run %d: handed back for another trainer", request.job_id, request.run
                 )
@@ -138,24 +139,44 @@ class Worker:
                 log.info("job %s run %d: stopped", request.job_id, request.run)
             return
         except (DatasetMissing, Diverged) as error:
-            await self._fail(events, msg, str(error))
+            await self._end(events, msg, "failed", event_pb2.JobFailure(reason=str(error)))
             return
         except Exception as error:
             log.exception("job %s run %d: training raised", request.job_id, request.run)
-            await self._fail(events, msg, f"{type(error).__name__}: {error}")
+            reason = f"{type(error).__name__}: {error}"
+            await self._end(events, msg, "failed", event_pb2.JobFailure(reason=reason))
             return
         finally:
             heartbeat.cancel()
-        await events.flush()
-        await events.publish("succeeded", result)
-        await acknowledge(msg)
-        log.info("job %s run %d: accuracy %.4f", request.job_id, request.run, result.test_accuracy)
+        if await self._end(events, msg, "succeeded", result):
+            accuracy = result.test_accuracy
+            log.info("job %s run %d: accuracy %.4f", request.job_id, request.run, accuracy)
 
-    async def _fail(self, events: Events, msg: Msg, reason: str) -> None:
-        log.warning("job %s run %d failed: %s", events.job_id, events.run, reason)
-        await events.flush()
-        await events.publish("failed", event_pb2.JobFailure(reason=reason))
-        await msg.term()
+    async def _end(self, events: Events, msg: Msg, kind: str, report: Message) -> bool:
+        """Publish the job's ending, then settle its message; never settle an unreported ending.
+
+        The ending is retried for as long as NATS is unreachable, the job kept alive meanwhile;
+        if the trainer stops first, the job goes back to the queue (nak) for another trainer.
+        """
+        if kind == "failed":
+            log.warning("job %s run %d failed: %s", events.job_id, events.run, report)
+        heartbeat = asyncio.create_task(self._heartbeat(msg))
+        try:
+            await events.flush()
+            published = await events.publish(kind, report, stopping=self._stopping)
+        finally:
+            heartbeat.cancel()
+        if not published:
+            log.warning(
+                "job %s run %d: its ending was not published: handing it back",
+                events.job_id, events.run,
+            )  # fmt: skip
+            await settle(msg.nak, "nak")
+        elif kind == "succeeded":
+            await acknowledge(msg)
+        else:
+            await settle(msg.term, "term")
+        return published
 
     async def _heartbeat(self, msg: Msg) -> None:
         """Tell JetStream the job is alive well within the ack wait."""
@@ -165,6 +186,14 @@ class Worker:
                 await msg.in_progress()
             except Exception as error:
                 log.warning("heartbeat failed: %s", error)
+
+
+async def settle(action: Callable[[], Awaitable[None]], what: str) -> None:
+    """nak or term; if NATS does not take it, the ack wait redelivers the job all the same."""
+    try:
+        await action()
+    except Exception as error:
+        log.warning("%s not delivered: %r", what, error)
 
 
 async def acknowledge(msg: Msg) -> None:
@@ -185,11 +214,14 @@ class Events:
         self._attempt = attempt
         self._subject = streams.events_subject(job_id, run)
         self._published = 0  # numbers the events, so a retried publish is stored once
+        self._epochs: list[job_pb2.EpochMetrics] = []  # all of them go with the success
         self._pending: collections.deque[tuple[str, Message]] = collections.deque()
         self._wake = asyncio.Event()
         self._sender = asyncio.create_task(self._send())
 
     def enqueue(self, kind: str, message: Message) -> None:
+        if isinstance(message, job_pb2.EpochMetrics):
+            self._epochs.append(message)
         if kind == "progress" and self._pending and self._pending[-1][0] == "progress":
             self._pending[-1] = (kind, message)
         else:
@@ -210,9 +242,18 @@ class Events:
             await asyncio.sleep(0.01)
         self._sender.cancel()
 
-    async def publish(self, kind: str, message: Message) -> None:
+    async def publish(
+        self, kind: str, message: Message, stopping: asyncio.Event | None = None
+    ) -> bool:
+        """Publish one event; False if it could not be.
+
+        With `stopping`, retries until published or stopping; else gives up after ~20 s
+        (a lost progress or epoch report is made good by the success, which carries all).
+        """
         event = event_pb2.JobEvent(job_id=self.job_id, run=self.run, attempt=self._attempt)
         getattr(event, kind).CopyFrom(message)
+        if kind == "succeeded":
+            event.epochs.extend(self._epochs)
         event.time.GetCurrentTime()
         self._published += 1
         message_id = f"{self.job_id}.{self.run}.{self._attempt}.{self._published}"
@@ -224,10 +265,13 @@ class Events:
                     stream=streams.EVENTS_STREAM,
                     headers={"Nats-Msg-Id": message_id},
                 ),
-                f"job {self.job_id}: publishing an event",
+                f"job {self.job_id}: publishing {kind}",
                 log,
-                backoff=Backoff(first=0.1, cap=10),
-                attempts=7,
+                backoff=Backoff(first=0.1, cap=5.0 if stopping else 10.0),
+                attempts=None if stopping else 7,
+                stopping=stopping,
             )
         except Exception as error:
-            log.error("job %s: dropped an event after retries: %r", self.job_id, error)
+            log.error("job %s: %s not published: %r", self.job_id, kind, error)
+            return False
+        return True

@@ -11,14 +11,13 @@ from collections.abc import Sequence
 from typing import Any
 
 import grpc
-from google.protobuf import json_format
-from google.protobuf.message import Message
 
 from tuner import sweep_cli
 from tuner.client import TunerClient
 from tuner.core import states
 from tuner.core.hyperparameters import DATASETS, MODELS, OPTIMIZERS, describe
 from tuner.core.retry import Backoff
+from tuner.output import to_json
 from tuner.v1 import job_pb2, tuner_service_pb2
 
 DEFAULT_SERVER = "127.0.0.1:50051"
@@ -60,10 +59,6 @@ def hyperparameters(args: argparse.Namespace) -> job_pb2.Hyperparameters:
         optimizer=OPTIMIZERS[args.optimizer],
         seed=args.seed,
     )
-
-
-def to_json(message: Message) -> str:
-    return json_format.MessageToJson(message, preserving_proto_field_name=True)
 
 
 def summary(job: job_pb2.Job) -> str:

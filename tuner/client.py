@@ -9,14 +9,21 @@ from typing import Any, TypeVar, cast
 import grpc
 
 from tuner.core import metadata
-from tuner.v1 import event_pb2, job_pb2, sweep_pb2, tuner_service_pb2, tuner_service_pb2_grpc
+from tuner.v1 import (
+    event_pb2,
+    job_pb2,
+    sweep_pb2,
+    sweep_pb2_grpc,
+    tuner_service_pb2,
+    tuner_service_pb2_grpc,
+)
 
 Response = TypeVar("Response")
 Item = TypeVar("Item")
 
 
 class TunerClient:
-    """One channel to the scheduler; every call carries who is calling.
+    """One channel to the scheduler's TunerService and SweepService; every call says who calls.
 
     `token` is sent as a bearer token; a server that knows tokens ignores `user`.
     `ca_file` (a CA certificate) turns TLS on.
@@ -32,6 +39,7 @@ class TunerClient:
         else:
             self._channel = grpc.aio.insecure_channel(server)
         self._stub = tuner_service_pb2_grpc.TunerServiceStub(self._channel)
+        self._sweeps = sweep_pb2_grpc.SweepServiceStub(self._channel)
         headers = [(metadata.USER, user)]
         if token:
             headers.append((metadata.AUTHORIZATION, f"Bearer {token}"))
@@ -98,26 +106,26 @@ class TunerClient:
         return _stream(call, lambda response: response.event)
 
     async def create_sweep(self, spec: sweep_pb2.SweepSpec) -> sweep_pb2.Sweep:
-        request = tuner_service_pb2.CreateSweepRequest(spec=spec)
-        return (await self._stub.CreateSweep(request, metadata=self._metadata)).sweep
+        request = sweep_pb2.CreateSweepRequest(spec=spec)
+        return (await self._sweeps.CreateSweep(request, metadata=self._metadata)).sweep
 
     async def get_sweep(self, sweep_id: str) -> sweep_pb2.Sweep:
-        request = tuner_service_pb2.GetSweepRequest(sweep_id=sweep_id)
-        return (await self._stub.GetSweep(request, metadata=self._metadata)).sweep
+        request = sweep_pb2.GetSweepRequest(sweep_id=sweep_id)
+        return (await self._sweeps.GetSweep(request, metadata=self._metadata)).sweep
 
     async def list_sweeps(self, page_size: int = 0) -> builtins.list[sweep_pb2.Sweep]:
-        request = tuner_service_pb2.ListSweepsRequest(page_size=page_size)
-        response = await self._stub.ListSweeps(request, metadata=self._metadata)
+        request = sweep_pb2.ListSweepsRequest(page_size=page_size)
+        response = await self._sweeps.ListSweeps(request, metadata=self._metadata)
         return builtins.list(response.sweeps)
 
     async def cancel_sweep(self, sweep_id: str) -> sweep_pb2.Sweep:
-        request = tuner_service_pb2.CancelSweepRequest(sweep_id=sweep_id)
-        return (await self._stub.CancelSweep(request, metadata=self._metadata)).sweep
+        request = sweep_pb2.CancelSweepRequest(sweep_id=sweep_id)
+        return (await self._sweeps.CancelSweep(request, metadata=self._metadata)).sweep
 
     def watch_sweep(self, sweep_id: str) -> AsyncIterator[sweep_pb2.Sweep]:
         """The sweep now, then each time it changes, until it ends."""
-        request = tuner_service_pb2.WatchSweepRequest(sweep_id=sweep_id)
-        call = self._stub.WatchSweep(request, metadata=self._metadata)
+        request = sweep_pb2.WatchSweepRequest(sweep_id=sweep_id)
+        call = self._sweeps.WatchSweep(request, metadata=self._metadata)
         return _stream(call, lambda response: response.sweep)
 
 

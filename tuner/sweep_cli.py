@@ -9,8 +9,9 @@ from pathlib import Path
 from tuner.client import TunerClient
 from tuner.core import states
 from tuner.core.hyperparameters import describe
+from tuner.output import to_json
 from tuner.sweep_spec import SpecError, parse
-from tuner.v1 import sweep_pb2, tuner_service_pb2
+from tuner.v1 import sweep_pb2
 
 
 class SweepCommandError(Exception):
@@ -45,8 +46,6 @@ def trial_line(trial: sweep_pb2.Trial) -> str:
 
 
 def show(sweep: sweep_pb2.Sweep, as_json: bool) -> None:
-    from tuner.cli import to_json
-
     if as_json:
         print(to_json(sweep))
         return
@@ -87,11 +86,9 @@ async def watch(client: TunerClient, args: argparse.Namespace) -> int:
 
 
 async def list_sweeps(client: TunerClient, args: argparse.Namespace) -> int:
-    from tuner.cli import to_json
-
     sweeps = await client.list_sweeps(args.limit)
     if args.json:
-        print(to_json(tuner_service_pb2.ListSweepsResponse(sweeps=sweeps)))
+        print(to_json(sweep_pb2.ListSweepsResponse(sweeps=sweeps)))
     for sweep in [] if args.json else sweeps:
         print(summary(sweep))
     return 0

@@ -14,7 +14,7 @@ from tuner.v1 import event_pb2
 
 
 def _own_consumer(
-    self: fanout.EventHub, subject: str, after_sequence: int
+    self: fanout.Hub[event_pb2.JobEvent], subject: str, after_sequence: int
 ) -> AsyncIterator[event_pb2.JobEvent]:
     return fanout.replay(self._js, subject, after_sequence)
 

@@ -16,7 +16,7 @@ K8S = REPO / "deploy" / "k8s"
 # Every "TUNER_X" string in the code names a variable, except the streams' names.
 NAME = re.compile(r"""["'](TUNER_[A-Z0-9_]+)["']""")
 STREAM = re.compile(r"""^\w+_STREAM = ["'](TUNER_[A-Z0-9_]+)["']""", re.M)
-SHARED = (REPO / "tuner" / "logs.py", REPO / "tuner" / "streams.py")
+SHARED = (REPO / "tuner" / "core",)
 
 
 def read_in(*paths: Path) -> set[str]:
@@ -26,7 +26,7 @@ def read_in(*paths: Path) -> set[str]:
         for file in [path] if path.is_file() else path.rglob("*.py"):
             if "v1" not in file.relative_to(REPO).parts:
                 found.update(NAME.findall(file.read_text()))
-    return found - set(STREAM.findall((REPO / "tuner" / "streams.py").read_text()))
+    return found - set(STREAM.findall((REPO / "tuner" / "core" / "streams.py").read_text()))
 
 
 @cache

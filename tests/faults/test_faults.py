@@ -7,12 +7,12 @@ import signal
 import time
 
 import grpc
-import pymongo
 import pytest
 from nats.errors import TimeoutError as NatsTimeout
 
-from tests.conftest import RunningStack, StartStack
-from tests.integration.helpers import history, kinds, mlp, wait_for
+from tests.support.hyperparameters import mlp
+from tests.support.jobs import history, kinds, wait_for
+from tests.support.stack import RunningStack, StartStack, mongo_client
 from tuner.client import TunerClient
 from tuner.core import streams
 from tuner.v1 import event_pb2, job_pb2
@@ -32,7 +32,7 @@ def trainer_of(running: RunningStack, job: job_pb2.Job) -> str:
 
 
 def results_recorded(running: RunningStack, job_id: str) -> int:
-    with pymongo.MongoClient(running.mongo_uri) as mongo:
+    with mongo_client(running.mongo_uri) as mongo:
         on_board = mongo.tuner.leaderboard.count_documents({"_id": job_id})
         doc = mongo.tuner.jobs.find_one({"_id": job_id})
     assert doc is not None
@@ -85,7 +85,7 @@ async def test_malformed_and_foreign_messages_are_dropped(own_stack: StartStack)
             assert await client.leaderboard(50) == [done]
     finally:
         await nc.close()
-    with pymongo.MongoClient(running.mongo_uri) as mongo:
+    with mongo_client(running.mongo_uri) as mongo:
         assert [d["_id"] for d in mongo.tuner.jobs.find({})] == [job.id]
     assert "dropped a malformed job message" in running.log("trainer-1")
     assert "dropped a malformed event" in running.log("scheduler")

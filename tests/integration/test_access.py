@@ -11,11 +11,11 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from tuner.core.env import ConfigError
 from scheduler.config import Config
-from tests.conftest import RunningStack, start_stack
-from tests.integration.helpers import mlp
+from tests.support.hyperparameters import mlp
+from tests.support.stack import RunningStack, start_stack
 from tuner.client import TunerClient
+from tuner.core.env import ConfigError
 from tuner.v1 import job_pb2, tuner_service_pb2, tuner_service_pb2_grpc
 
 ALICE = "alice-token-0123456789abcdef"

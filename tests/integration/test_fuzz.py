@@ -2,21 +2,35 @@
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
+import random
 import string
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pymongo
 import pytest
+from google.protobuf.descriptor import MethodDescriptor
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import RunningStack, start_stack
+import tuner.v1
+from tests.support.stack import RunningStack, start_stack
 from tuner.core.hyperparameters import normalized
 from tuner.v1 import job_pb2, tuner_service_pb2, tuner_service_pb2_grpc
 
 CLEAR = {grpc.StatusCode.OK, grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND}
+NORMAL = CLEAR | {
+    grpc.StatusCode.PERMISSION_DENIED,
+    grpc.StatusCode.FAILED_PRECONDITION,
+    grpc.StatusCode.RESOURCE_EXHAUSTED,
+    grpc.StatusCode.CANCELLED,  # a stream the test stopped
+}
 
 int32 = st.integers(-(2**31), 2**31 - 1)
 int64 = st.integers(-(2**63), 2**63 - 1)
@@ -109,6 +123,75 @@ def test_list_and_leaderboard(
     request = tuner_service_pb2.ListJobsRequest(page_size=size, page_token=token, states=states)
     answer(stub.ListJobs, request, "fuzz")
     answer(stub.GetLeaderboard, tuner_service_pb2.GetLeaderboardRequest(limit=limit), "fuzz")
+
+
+def every_method() -> list[MethodDescriptor]:
+    """Each RPC of each tuner.v1 service, read from the generated modules' descriptors."""
+    methods: list[MethodDescriptor] = []
+    for module in pkgutil.iter_modules(tuner.v1.__path__):
+        if module.name.endswith("_pb2"):
+            file = importlib.import_module(f"tuner.v1.{module.name}").DESCRIPTOR
+            for service in file.services_by_name.values():
+                methods.extend(service.methods)
+    return methods
+
+
+def raw_payloads() -> list[bytes]:
+    """Random bytes, every truncation of two valid requests, and a string that is not UTF-8."""
+    rng = random.Random(600)
+    noise = [rng.randbytes(rng.randint(1, 48)) for _ in range(30)]
+    hp = job_pb2.Hyperparameters(epochs=2, learning_rate=0.01, batch_size=64, seed=2**40)
+    valid = [
+        tuner_service_pb2.SubmitJobRequest(hyperparameters=hp).SerializeToString(),
+        tuner_service_pb2.WatchJobRequest(job_id="ab" * 16, after_sequence=7).SerializeToString(),
+    ]
+    truncated = [data[:end] for data in valid for end in range(1, len(data))]
+    return [*noise, *truncated, b"\n\x02\xff\xfe"]
+
+
+def send_raw(channel: grpc.Channel, method: MethodDescriptor, payload: bytes) -> Any:
+    """The call, started: a grpc.Future whatever the method's kind."""
+    kinds = {
+        (False, False): channel.unary_unary,
+        (False, True): channel.unary_stream,
+        (True, False): channel.stream_unary,
+        (True, True): channel.stream_stream,
+    }
+    call: Any = kinds[method.client_streaming, method.server_streaming](
+        f"/{method.containing_service.full_name}/{method.name}"
+    )  # no serializers: the bytes go as they are
+    request = iter([payload]) if method.client_streaming else payload
+    start = call if method.server_streaming else call.future
+    return start(request, metadata=(("tuner-user", "fuzz"),), timeout=60)
+
+
+def test_bytes_that_are_no_request_answer_invalid_argument_without_a_traceback(
+    idle_stack: RunningStack,
+) -> None:
+    methods, payloads = every_method(), raw_payloads()
+    assert {m.containing_service.name for m in methods} >= {"TunerService"}
+    with grpc.insecure_channel(idle_stack.address) as channel:
+        calls = [(m, send_raw(channel, m, p)) for m in methods for p in payloads]
+        streams_end = time.monotonic() + 5  # a stream that is still going is a normal answer
+        for method, call in calls:
+            if method.server_streaming:
+                done = threading.Event()
+                call.add_done_callback(lambda _, done=done: done.set())
+                if not done.wait(max(0.0, streams_end - time.monotonic())):
+                    call.cancel()
+            else:
+                call.exception()  # waits for its end
+    refused = 0
+    for method, call in calls:
+        code, details = call.code(), call.details() or ""
+        assert code in NORMAL, (method.full_name, code, details)
+        if details.startswith("request: "):
+            assert details == f"request: not a valid {method.input_type.full_name} message"
+            refused += 1
+    assert refused >= len(methods), "each method refused some payloads"
+    log = idle_stack.log("scheduler")
+    assert "Traceback" not in log
+    assert log.count(": the request is not a valid ") == refused, "one warning line each"
 
 
 def test_afterwards_the_services_are_up_and_the_database_holds_only_valid_jobs(

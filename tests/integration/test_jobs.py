@@ -9,15 +9,16 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import grpc
-import pymongo
 import pytest
 from nats.js.api import StreamInfo
 from pymongo.database import Database
 
-from tests.conftest import RunningStack
-from tests.integration.helpers import cnn, history, kinds, mlp, wait_for
+from tests.support.hyperparameters import cnn, mlp
+from tests.support.jobs import history, kinds, wait_for
+from tests.support.stack import RunningStack, mongo_client
 from tuner.client import TunerClient
 from tuner.core import streams
 from tuner.v1 import job_pb2
@@ -100,7 +101,7 @@ async def test_a_watcher_that_reconnects_misses_nothing_and_sees_nothing_twice(
     assert kinds(rest)[-1] == "JOB_STATE_SUCCEEDED"
 
 
-INVALID = [
+INVALID: list[tuple[dict[str, Any], str]] = [
     ({"epochs": 0}, "hyperparameters.epochs"),
     ({"epochs": 101}, "hyperparameters.epochs"),
     ({"learning_rate": float("nan")}, "hyperparameters.learning_rate"),
@@ -127,12 +128,12 @@ async def jobs_stream(running_stack: RunningStack) -> StreamInfo:
 async def test_invalid_input_is_refused_and_changes_nothing(
     client: TunerClient, running_stack: RunningStack
 ) -> None:
-    with pymongo.MongoClient(running_stack.mongo_uri) as mongo:
+    with mongo_client(running_stack.mongo_uri) as mongo:
         await refuse_invalid_input(client, running_stack, mongo.tuner)
 
 
 async def refuse_invalid_input(
-    client: TunerClient, running_stack: RunningStack, db: Database[dict[str, object]]
+    client: TunerClient, running_stack: RunningStack, db: Database[dict[str, Any]]
 ) -> None:
     before = list(db.jobs.find({}, {"_id": 1, "state": 1, "update_time": 1}))
     queued_before = (await jobs_stream(running_stack)).state.last_seq
@@ -141,12 +142,13 @@ async def refuse_invalid_input(
             with pytest.raises(grpc.aio.AioRpcError) as raised:
                 await call(mlp(**{"seed": 1999, **fields}))
             assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-            assert raised.value.details().startswith(name + ": must be"), raised.value.details()
+            details = raised.value.details() or ""
+            assert details.startswith(name + ": must be"), details
     for bad in ("", "nope", "0" * 31, "G" * 32, "0" * 33):
         with pytest.raises(grpc.aio.AioRpcError) as raised:
             await client.get(bad)
         assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-        assert "job_id" in raised.value.details()
+        assert "job_id" in (raised.value.details() or "")
     with pytest.raises(grpc.aio.AioRpcError) as raised:
         await client.get("0" * 32)
     assert raised.value.code() == grpc.StatusCode.NOT_FOUND
@@ -156,13 +158,13 @@ async def refuse_invalid_input(
     for size in (-1, 101):
         with pytest.raises(grpc.aio.AioRpcError) as raised:
             await client.list(page_size=size)
-        assert raised.value.details().startswith("page_size: must be")
+        assert (raised.value.details() or "").startswith("page_size: must be")
     with pytest.raises(grpc.aio.AioRpcError) as raised:
         await client.list(page_token="not-a-token")
     assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     with pytest.raises(grpc.aio.AioRpcError) as raised:
         await client.leaderboard(51)
-    assert raised.value.details().startswith("limit: must be between 1 and 50")
+    assert (raised.value.details() or "").startswith("limit: must be between 1 and 50")
     assert list(db.jobs.find({}, {"_id": 1, "state": 1, "update_time": 1})) == before
     assert (await jobs_stream(running_stack)).state.last_seq == queued_before
 

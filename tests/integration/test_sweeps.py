@@ -13,8 +13,9 @@ from pathlib import Path
 import grpc
 import pytest
 
-from tests.conftest import RunningStack, StartStack
-from tests.integration.helpers import mlp, wait_for
+from tests.support.hyperparameters import mlp
+from tests.support.jobs import wait_for
+from tests.support.stack import RunningStack, StartStack
 from tuner.client import TunerClient
 from tuner.sweep_spec import parse
 from tuner.v1 import job_pb2, sweep_pb2

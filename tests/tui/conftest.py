@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from tests.tui.helpers import ME
+from tests.support.dashboard import ME
 from tuner.client import TunerClient
 
 
@@ -25,3 +25,10 @@ def offline_client() -> Iterator[TunerClient]:
     finally:
         asyncio.set_event_loop(None)
         loop.close()
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[TunerClient]:
+    """Of an address where nothing listens: with live=False the app makes no call."""
+    async with TunerClient("127.0.0.1:9", ME) as made:
+        yield made

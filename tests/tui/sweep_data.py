@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from tests.tui.helpers import ME, at, hp
+from tests.support.dashboard import ME, at
+from tests.support.hyperparameters import mlp
 from tuner.v1 import job_pb2, sweep_pb2
 
 SUCCEEDED = job_pb2.JOB_STATE_SUCCEEDED
@@ -26,7 +27,7 @@ def trial(
     return sweep_pb2.Trial(
         number=number,
         job_id=f"{900 + number:032x}",
-        hyperparameters=hp(7, epochs=3, lr=lr, batch=batch, optimizer=optimizer),
+        hyperparameters=mlp(7, epochs=3, learning_rate=lr, batch_size=batch, optimizer=optimizer),
         state=state,
         test_accuracy=accuracy,
         epochs_done=epochs_done,

@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 
 import pytest
 
-from tests.tui.helpers import ME, NOW, hp, job, progress, state_changed, until
-from tui.app import TunerApp
+from tests.support.dashboard import NOW, job, offline_app, progress, state_changed, until
+from tests.support.hyperparameters import mlp
 from tui.messages import (
     ActiveJobsLoaded,
     Connected,
     ConnectionLost,
     JobSubmitted,
     LeaderboardLoaded,
-    ProgressReceived,
     RequestFailed,
     event_message,
 )
@@ -29,7 +27,6 @@ from tui.widgets.message_board import MessageBoard
 from tui.widgets.running import RunningJobs
 from tui.widgets.status import ConnectionStatus
 from tuner.client import TunerClient
-from tuner.core.retry import Backoff
 from tuner.v1 import job_pb2, tuner_service_pb2
 
 QUEUED = job_pb2.JOB_STATE_QUEUED
@@ -48,22 +45,11 @@ class Clock:
         return self.now
 
 
-@pytest.fixture
-async def client() -> AsyncIterator[TunerClient]:
-    """Of an address where nothing listens: with live=False the app makes no call."""
-    async with TunerClient("127.0.0.1:9", ME) as made:
-        yield made
-
-
-def offline_app(client: TunerClient, clock: Clock | None = None) -> TunerApp:
-    return TunerApp(client, clock=clock or Clock(), live=False)
-
-
 async def test_elapsed_ticks_every_second_and_progress_moves_the_row(client: TunerClient) -> None:
     clock = Clock()
     app = offline_app(client, clock)
     async with app.run_test() as pilot:
-        running_job = job(1, hp(3900, epochs=2), RUNNING, started=42)
+        running_job = job(1, mlp(3900, epochs=2), RUNNING, started=42)
         app.screen.post_message(ActiveJobsLoaded([running_job]))
         await pilot.pause()
         row = app.screen.query_one(RunningJobs).row(running_job.id)
@@ -83,24 +69,17 @@ async def test_elapsed_ticks_every_second_and_progress_moves_the_row(client: Tun
         assert (cell("epoch"), cell("loss")) == ("1/2", "0.3456")
         assert cell("eta") == "~2:09"  # 43 s for a quarter: three quarters to go
 
-        done = job(1, hp(3900, epochs=2), SUCCEEDED, accuracy=0.97, training=80)
+        done = job(1, mlp(3900, epochs=2), SUCCEEDED, accuracy=0.97, training=80)
         app.screen.post_message(event_message(state_changed(8, done, 0)))
         await pilot.pause()
         assert app.screen.query_one(RunningJobs).row(running_job.id) is None
-
-
-def test_progress_replaces_older_progress_of_the_same_job() -> None:
-    a, b = job(1, hp(1), RUNNING), job(2, hp(2), RUNNING)
-    newer = ProgressReceived(progress(3, a, 20, 100, 0.5))
-    assert newer.can_replace(ProgressReceived(progress(2, a, 10, 100, 0.6)))
-    assert not newer.can_replace(ProgressReceived(progress(1, b, 10, 100, 0.6)))
 
 
 async def test_message_board_keeps_the_last_ten_newest_first(client: TunerClient) -> None:
     app = offline_app(client)
     async with app.run_test() as pilot:
         for n in range(13):
-            queued = job(100 + n, hp(100 + n), QUEUED, owner="bob")
+            queued = job(100 + n, mlp(100 + n), QUEUED, owner="bob")
             app.screen.post_message(event_message(state_changed(n + 1, queued, 60 - n)))
         await pilot.pause()
         entries = app.screen.query_one(MessageBoard).entries
@@ -113,7 +92,7 @@ async def test_message_board_keeps_the_last_ten_newest_first(client: TunerClient
 async def test_own_submission_is_on_the_board_once(client: TunerClient) -> None:
     app = offline_app(client)
     async with app.run_test() as pilot:
-        mine = job(1, hp(3901), QUEUED)
+        mine = job(1, mlp(3901), QUEUED)
         app.screen.post_message(JobSubmitted(tuner_service_pb2.SubmitJobResponse(job=mine)))
         app.screen.post_message(event_message(state_changed(5, mine, 0)))
         await pilot.pause()
@@ -125,8 +104,8 @@ async def test_own_submission_is_on_the_board_once(client: TunerClient) -> None:
 async def test_a_late_submit_answer_does_not_move_the_row_back(client: TunerClient) -> None:
     app = offline_app(client)
     async with app.run_test() as pilot:
-        queued = job(1, hp(3902), QUEUED, updated=10)
-        started = job(1, hp(3902), RUNNING, started=9, updated=9)
+        queued = job(1, mlp(3902), QUEUED, updated=10)
+        started = job(1, mlp(3902), RUNNING, started=9, updated=9)
         app.screen.post_message(event_message(state_changed(1, queued, 10)))
         app.screen.post_message(event_message(state_changed(2, started, 9)))
         app.screen.post_message(JobSubmitted(tuner_service_pb2.SubmitJobResponse(job=queued)))
@@ -142,11 +121,11 @@ async def test_a_late_submit_answer_does_not_move_the_row_back(client: TunerClie
 async def test_toasts_only_for_my_jobs_and_the_leaderboard_medals(client: TunerClient) -> None:
     app = offline_app(client)
     async with app.run_test() as pilot:
-        theirs = job(1, hp(1), SUCCEEDED, owner="bob", accuracy=0.9, training=3)
-        mine = job(2, hp(2), FAILED, error="out of memory")
+        theirs = job(1, mlp(1), SUCCEEDED, owner="bob", accuracy=0.9, training=3)
+        mine = job(2, mlp(2), FAILED, error="out of memory")
         app.screen.post_message(event_message(state_changed(1, theirs, 2)))
         app.screen.post_message(event_message(state_changed(2, mine, 1)))
-        leaders = [job(10 + n, hp(10 + n), SUCCEEDED, accuracy=0.99 - n / 100) for n in range(5)]
+        leaders = [job(10 + n, mlp(10 + n), SUCCEEDED, accuracy=0.99 - n / 100) for n in range(5)]
         app.screen.post_message(LeaderboardLoaded(leaders))
         await pilot.pause()
         notes = [(n.title, n.message, n.severity) for n in app._notifications]
@@ -175,13 +154,6 @@ async def test_connection_lost_is_said_once_and_reconnection_too(client: TunerCl
         assert [n.title for n in app._notifications] == ["Connection lost", "Reconnected"]
 
 
-def test_backoff_doubles_up_to_its_cap_and_starts_over() -> None:
-    backoff = Backoff(first=1, cap=5)
-    assert [backoff.next() for _ in range(5)] == [1, 2, 4, 5, 5]
-    backoff.reset()
-    assert backoff.next() == 1
-
-
 async def test_server_errors_land_under_their_field(client: TunerClient) -> None:
     app = offline_app(client)
     async with app.run_test() as pilot:
@@ -208,7 +180,7 @@ async def test_enter_outside_the_form_does_not_submit(
         assert isinstance(screen, MainScreen)
         monkeypatch.setattr(screen, "submit", submitted.append)
         app.screen.post_message(
-            LeaderboardLoaded([job(10, hp(10), SUCCEEDED, accuracy=0.98, training=9)])
+            LeaderboardLoaded([job(10, mlp(10), SUCCEEDED, accuracy=0.98, training=9)])
         )
         await pilot.pause()
         app.screen.query_one(Leaderboard).query_one("ListView").focus()
@@ -243,10 +215,10 @@ async def test_cancel_is_offered_only_for_my_active_jobs(client: TunerClient) ->
     app = offline_app(client)
     async with app.run_test():
         cases = [
-            (job(1, hp(1), RUNNING), True),
-            (job(2, hp(2), QUEUED), True),
-            (job(3, hp(3), RUNNING, owner="bob"), False),
-            (job(4, hp(4), SUCCEEDED, accuracy=0.9, training=1), False),
+            (job(1, mlp(1), RUNNING), True),
+            (job(2, mlp(2), QUEUED), True),
+            (job(3, mlp(3), RUNNING, owner="bob"), False),
+            (job(4, mlp(4), SUCCEEDED, accuracy=0.9, training=1), False),
         ]
         for shown, expected in cases:
             screen = JobDetailScreen(app.client, shown, app.clock, live=False)
@@ -257,7 +229,7 @@ async def test_a_job_screen_says_when_its_watch_is_lost_and_back(client: TunerCl
     app = offline_app(client)
     async with app.run_test() as pilot:
         # Live: it watches the job at an address where nothing listens.
-        screen = JobDetailScreen(app.client, job(1, hp(1), RUNNING), app.clock, live=True)
+        screen = JobDetailScreen(app.client, job(1, mlp(1), RUNNING), app.clock, live=True)
         await app.push_screen(screen)
         await until(pilot, lambda: screen.has_class("-offline"), timeout=5, what="offline")
         lost = [n.message for n in app._notifications if n.title == "Connection lost"]

@@ -18,8 +18,8 @@ from textual.message import Message
 from textual.pilot import Pilot
 from textual.widgets import Button, Label, ListView, Static
 
-from tests.conftest import RunningStack
-from tests.tui.helpers import choose, type_into, until
+from tests.support.dashboard import choose, type_into, until
+from tests.support.stack import RunningStack
 from tui import formatting
 from tui.app import TunerApp
 from tui.messages import EventReceived, JobSubmitted, ProgressReceived

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from textual.widgets import DataTable, Static
 
-from tests.conftest import RunningStack
-from tests.tui.helpers import until
+from tests.support.dashboard import until
+from tests.support.stack import RunningStack
 from tui.app import TunerApp
 from tui.screens.sweep_detail import SweepDetailScreen
 from tui.screens.sweeps import SweepsScreen

@@ -7,9 +7,8 @@ from collections.abc import Callable
 import pytest
 from textual.pilot import Pilot
 
-from tests.tui.helpers import NOW, epoch, hp, job, progress, state_changed, still
-from tui.app import TunerApp
-from tui.clock import fixed
+from tests.support.dashboard import epoch, job, offline_app, progress, state_changed, still
+from tests.support.hyperparameters import mlp
 from tui.messages import (
     ActiveJobsLoaded,
     Connected,
@@ -32,7 +31,7 @@ SnapCompare = Callable[..., bool]
 LEADERS = [
     job(
         11,
-        hp(11, epochs=5, model=job_pb2.MODEL_CNN),
+        mlp(11, epochs=5, model=job_pb2.MODEL_CNN),
         SUCCEEDED,
         accuracy=0.9921,
         training=312.4,
@@ -40,23 +39,28 @@ LEADERS = [
     ),
     job(
         12,
-        hp(12, epochs=3, model=job_pb2.MODEL_CNN, batch=128),
+        mlp(12, epochs=3, model=job_pb2.MODEL_CNN, batch_size=128),
         SUCCEEDED,
         accuracy=0.9893,
         training=171.0,
     ),
     job(
         13,
-        hp(13, epochs=3, lr=0.01, optimizer=job_pb2.OPTIMIZER_SGD),
+        mlp(13, epochs=3, learning_rate=0.01, optimizer=job_pb2.OPTIMIZER_SGD),
         SUCCEEDED,
         accuracy=0.9712,
         training=38.2,
         owner="carol",
     ),
-    job(14, hp(14, epochs=2), SUCCEEDED, accuracy=0.9655, training=21.7),
+    job(14, mlp(14, epochs=2), SUCCEEDED, accuracy=0.9655, training=21.7),
     job(
         15,
-        hp(15, dataset=job_pb2.DATASET_FASHION_MNIST, optimizer=job_pb2.OPTIMIZER_ADADELTA, lr=1.0),
+        mlp(
+            15,
+            dataset=job_pb2.DATASET_FASHION_MNIST,
+            optimizer=job_pb2.OPTIMIZER_ADADELTA,
+            learning_rate=1.0,
+        ),
         SUCCEEDED,
         accuracy=0.8612,
         training=12.9,
@@ -64,9 +68,13 @@ LEADERS = [
     ),
 ]
 RUNNING_JOB = job(
-    21, hp(3101, epochs=3, batch=32), RUNNING, started=42, history=[epoch(1, 0.412, 0.198, 0.9421)]
+    21,
+    mlp(3101, epochs=3, batch_size=32),
+    RUNNING,
+    started=42,
+    history=[epoch(1, 0.412, 0.198, 0.9421)],
 )
-QUEUED_JOB = job(22, hp(3102, lr=0.0005), QUEUED)
+QUEUED_JOB = job(22, mlp(3102, learning_rate=0.0005), QUEUED)
 
 
 def dashboard_state(pilot: Pilot[object]) -> None:
@@ -77,13 +85,13 @@ def dashboard_state(pilot: Pilot[object]) -> None:
     screen.post_message(LeaderboardLoaded(LEADERS))
     failed = job(
         31,
-        hp(31, lr=9.5, optimizer=job_pb2.OPTIMIZER_SGD),
+        mlp(31, learning_rate=9.5, optimizer=job_pb2.OPTIMIZER_SGD),
         FAILED,
         owner="carol",
         error="loss became NaN in epoch 1",
     )
     events = [
-        state_changed(101, job(11, hp(11), QUEUED, owner="bob"), 290),
+        state_changed(101, job(11, mlp(11), QUEUED, owner="bob"), 290),
         state_changed(102, LEADERS[3], 200),
         state_changed(103, failed, 120),
         state_changed(104, RUNNING_JOB, 42),
@@ -93,11 +101,6 @@ def dashboard_state(pilot: Pilot[object]) -> None:
         screen.post_message(event_message(event))
     duplicate = tuner_service_pb2.SubmitJobResponse(job=LEADERS[1], deduplicated=True)
     screen.post_message(JobSubmitted(duplicate))
-
-
-def app(client: TunerClient) -> TunerApp:
-    # live=False starts no call: the state is what the test feeds.
-    return TunerApp(client, clock=fixed(NOW), live=False)
 
 
 async def settle(pilot: Pilot[object]) -> None:
@@ -115,7 +118,7 @@ def test_dashboard(
         dashboard_state(pilot)
         await settle(pilot)
 
-    assert snap_compare(app(offline_client), terminal_size=size, run_before=run_before)
+    assert snap_compare(offline_app(offline_client), terminal_size=size, run_before=run_before)
 
 
 def test_dashboard_offline(snap_compare: SnapCompare, offline_client: TunerClient) -> None:
@@ -127,7 +130,7 @@ def test_dashboard_offline(snap_compare: SnapCompare, offline_client: TunerClien
         pilot.app.screen.post_message(ConnectionLost("unavailable", 4))
         await settle(pilot)
 
-    assert snap_compare(app(offline_client), terminal_size=(100, 30), run_before=run_before)
+    assert snap_compare(offline_app(offline_client), terminal_size=(100, 30), run_before=run_before)
 
 
 def test_invalid_form(snap_compare: SnapCompare, offline_client: TunerClient) -> None:
@@ -139,12 +142,12 @@ def test_invalid_form(snap_compare: SnapCompare, offline_client: TunerClient) ->
         await pilot.press("backspace", "a", "b", "c")
         await settle(pilot)
 
-    assert snap_compare(app(offline_client), terminal_size=(80, 24), run_before=run_before)
+    assert snap_compare(offline_app(offline_client), terminal_size=(80, 24), run_before=run_before)
 
 
 FINISHED = job(
     41,
-    hp(3141, epochs=4, model=job_pb2.MODEL_CNN, batch=128),
+    mlp(3141, epochs=4, model=job_pb2.MODEL_CNN, batch_size=128),
     SUCCEEDED,
     accuracy=0.9902,
     training=196.4,
@@ -166,7 +169,7 @@ def test_job_detail(
         pilot.app.post_message(OpenJob(FINISHED))
         await settle(pilot)
 
-    assert snap_compare(app(offline_client), terminal_size=size, run_before=run_before)
+    assert snap_compare(offline_app(offline_client), terminal_size=size, run_before=run_before)
 
 
 def test_running_job_detail(snap_compare: SnapCompare, offline_client: TunerClient) -> None:
@@ -180,4 +183,4 @@ def test_running_job_detail(snap_compare: SnapCompare, offline_client: TunerClie
         )
         await settle(pilot)
 
-    assert snap_compare(app(offline_client), terminal_size=(100, 30), run_before=run_before)
+    assert snap_compare(offline_app(offline_client), terminal_size=(100, 30), run_before=run_before)

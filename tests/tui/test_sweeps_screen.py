@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
-import pytest
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Label, Static
 
-from tests.tui.helpers import ME, NOW, still, until
+from tests.support.dashboard import ME, offline_app, still, until
 from tests.tui.sweep_data import EMPTY_SWEEP, FINISHED_SWEEP, RUNNING_SWEEP, TRIALS, sweep
 from tui import sweeps
 from tui.app import TunerApp
-from tui.clock import fixed
 from tui.messages import Connected, RequestFailed, SweepsLoaded, SweepSnapshot
 from tui.screens.sweep_detail import SweepDetailScreen
 from tui.screens.sweeps import EMPTY, SweepsScreen
@@ -21,17 +19,6 @@ from tuner.client import TunerClient
 from tuner.v1 import sweep_pb2
 
 SnapCompare = Callable[..., bool]
-
-
-@pytest.fixture
-async def client() -> AsyncIterator[TunerClient]:
-    """Of an address where nothing listens: with live=False the app makes no call."""
-    async with TunerClient("127.0.0.1:9", ME) as made:
-        yield made
-
-
-def offline_app(client: TunerClient) -> TunerApp:
-    return TunerApp(client, clock=fixed(NOW), live=False)
 
 
 def rows(table: DataTable[str]) -> list[list[str]]:
@@ -159,7 +146,7 @@ def test_sweep_detail(snap_compare: SnapCompare, offline_client: TunerClient) ->
         still(pilot)
         await pilot.pause()
 
-    app = TunerApp(offline_client, clock=fixed(NOW), live=False)
+    app = offline_app(offline_client)
     assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -43,15 +44,17 @@ async def retry(
     log: logging.Logger,
     *,
     backoff: Backoff,
-    attempts: int,
+    attempts: int | None,
+    stopping: asyncio.Event | None = None,
 ) -> T:
-    """`operation` until it succeeds, at most `attempts` times; the last error is raised."""
-    for attempt in range(1, attempts + 1):
+    """`operation` until it succeeds: at most `attempts` times (None: no limit), and not
+    after `stopping` is set. The last error is raised when it gives up."""
+    for attempt in itertools.count(1):
         try:
             return await operation()
         except Exception as error:
-            if attempt == attempts:
+            if attempt == attempts or (stopping is not None and stopping.is_set()):
                 raise
             log.warning("%s failed, retrying: %r", what, error)
-            await backoff.wait()
+            await backoff.wait(stopping)
     raise AssertionError("unreachable")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import ssl
 from collections.abc import Mapping
@@ -21,6 +23,7 @@ from nats.js.api import (
 from nats.js.errors import BadRequestError
 
 from tuner.core import env as settings
+from tuner.core.retry import Backoff
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +34,8 @@ TRAINERS_CONSUMER = "trainers"
 EVENTS_STREAM = "TUNER_EVENTS"
 EVENTS_SUBJECTS = "tuner.events.>"
 SCHEDULER_CONSUMER = "scheduler"
+# Sweep changes share the events stream, outside the scheduler consumer's filter.
+SWEEPS_SUBJECTS = "tuner.sweeps.>"
 
 CANCEL_SUBJECTS = "tuner.cancel.*"
 
@@ -47,6 +52,11 @@ DUPLICATE_WINDOW_SECONDS = 600.0
 def events_subject(job_id: str, run: int) -> str:
     """Every event of one run of one job goes to its own subject."""
     return f"tuner.events.{job_id}.{run}"
+
+
+def sweep_subject(sweep_id: str) -> str:
+    """Every change of one sweep goes to its own subject."""
+    return f"tuner.sweeps.{sweep_id}"
 
 
 def cancel_subject(job_id: str) -> str:
@@ -128,7 +138,7 @@ async def ensure_streams(
         ),
         StreamConfig(
             name=EVENTS_STREAM,
-            subjects=[EVENTS_SUBJECTS],
+            subjects=[EVENTS_SUBJECTS, SWEEPS_SUBJECTS],
             retention=RetentionPolicy.LIMITS,
             storage=StorageType.FILE,
             max_age=events_max_age_seconds,
@@ -185,3 +195,27 @@ async def ensure_streams(
             await js.add_consumer(stream, consumer)
         except BadRequestError as error:
             log.warning("consumer %s on %s kept as it is: %s", consumer.durable_name, stream, error)
+
+
+async def connect_when_up(
+    url: str, name: str, ca_file: str, stopping: asyncio.Event
+) -> Client | None:
+    """`connect`, retried until a server answers; None if `stopping` is set meanwhile."""
+    backoff = Backoff(first=0.5, cap=5.0)
+    while not stopping.is_set():
+        try:
+            return await connect(url, name, ca_file)
+        except Exception as error:  # nats-py raises several kinds while no server answers
+            log.warning("cannot reach NATS yet: %r", error)
+            await backoff.wait(stopping)
+    return None
+
+
+async def close(nc: Client, timeout: float = 2.0) -> None:
+    """Drain the connection, or close it if NATS does not answer: quietly, whatever is down."""
+    try:
+        await asyncio.wait_for(nc.drain(), timeout)
+    except Exception as error:
+        log.info("NATS did not drain (%r): closing", error)
+        with contextlib.suppress(Exception):
+            await nc.close()

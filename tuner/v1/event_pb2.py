@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from tuner.v1 import job_pb2 as tuner_dot_v1_dot_job__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14tuner/v1/event.proto\x12\x08tuner.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x12tuner/v1/job.proto\"\xff\x02\n\x08JobEvent\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12\x0e\n\x06job_id\x18\x02 \x01(\t\x12\x0b\n\x03run\x18\x03 \x01(\x05\x12\x0f\n\x07\x61ttempt\x18\x04 \x01(\x05\x12(\n\x04time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\'\n\x07started\x18\n \x01(\x0b\x32\x14.tuner.v1.JobStartedH\x00\x12&\n\x08progress\x18\x0b \x01(\x0b\x32\x12.tuner.v1.ProgressH\x00\x12\x31\n\x0f\x65poch_completed\x18\x0c \x01(\x0b\x32\x16.tuner.v1.EpochMetricsH\x00\x12%\n\tsucceeded\x18\r \x01(\x0b\x32\x10.tuner.v1.ResultH\x00\x12&\n\x06\x66\x61iled\x18\x0e \x01(\x0b\x32\x14.tuner.v1.JobFailureH\x00\x12.\n\rstate_changed\x18\x0f \x01(\x0b\x32\x15.tuner.v1.StateChangeH\x00\x42\x06\n\x04kind\"-\n\nJobStarted\x12\x0f\n\x07trainer\x18\x01 \x01(\t\x12\x0e\n\x06\x64\x65vice\x18\x02 \x01(\t\"\x1c\n\nJobFailure\x12\x0e\n\x06reason\x18\x01 \x01(\t\")\n\x0bStateChange\x12\x1a\n\x03job\x18\x01 \x01(\x0b\x32\r.tuner.v1.Job\"_\n\x0cTrainRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0b\n\x03run\x18\x02 \x01(\x05\x12\x32\n\x0fhyperparameters\x18\x03 \x01(\x0b\x32\x19.tuner.v1.Hyperparameters\".\n\x0fJobCancellation\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0b\n\x03run\x18\x02 \x01(\x05\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14tuner/v1/event.proto\x12\x08tuner.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x12tuner/v1/job.proto\"\xa7\x03\n\x08JobEvent\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12\x0e\n\x06job_id\x18\x02 \x01(\t\x12\x0b\n\x03run\x18\x03 \x01(\x05\x12\x0f\n\x07\x61ttempt\x18\x04 \x01(\x05\x12(\n\x04time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12&\n\x06\x65pochs\x18\x06 \x03(\x0b\x32\x16.tuner.v1.EpochMetrics\x12\'\n\x07started\x18\n \x01(\x0b\x32\x14.tuner.v1.JobStartedH\x00\x12&\n\x08progress\x18\x0b \x01(\x0b\x32\x12.tuner.v1.ProgressH\x00\x12\x31\n\x0f\x65poch_completed\x18\x0c \x01(\x0b\x32\x16.tuner.v1.EpochMetricsH\x00\x12%\n\tsucceeded\x18\r \x01(\x0b\x32\x10.tuner.v1.ResultH\x00\x12&\n\x06\x66\x61iled\x18\x0e \x01(\x0b\x32\x14.tuner.v1.JobFailureH\x00\x12.\n\rstate_changed\x18\x0f \x01(\x0b\x32\x15.tuner.v1.StateChangeH\x00\x42\x06\n\x04kind\"-\n\nJobStarted\x12\x0f\n\x07trainer\x18\x01 \x01(\t\x12\x0e\n\x06\x64\x65vice\x18\x02 \x01(\t\"\x1c\n\nJobFailure\x12\x0e\n\x06reason\x18\x01 \x01(\t\")\n\x0bStateChange\x12\x1a\n\x03job\x18\x01 \x01(\x0b\x32\r.tuner.v1.Job\"_\n\x0cTrainRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0b\n\x03run\x18\x02 \x01(\x05\x12\x32\n\x0fhyperparameters\x18\x03 \x01(\x0b\x32\x19.tuner.v1.Hyperparameters\".\n\x0fJobCancellation\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0b\n\x03run\x18\x02 \x01(\x05\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,15 +34,15 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'tuner.v1.event_pb2', _globa
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_JOBEVENT']._serialized_start=88
-  _globals['_JOBEVENT']._serialized_end=471
-  _globals['_JOBSTARTED']._serialized_start=473
-  _globals['_JOBSTARTED']._serialized_end=518
-  _globals['_JOBFAILURE']._serialized_start=520
-  _globals['_JOBFAILURE']._serialized_end=548
-  _globals['_STATECHANGE']._serialized_start=550
-  _globals['_STATECHANGE']._serialized_end=591
-  _globals['_TRAINREQUEST']._serialized_start=593
-  _globals['_TRAINREQUEST']._serialized_end=688
-  _globals['_JOBCANCELLATION']._serialized_start=690
-  _globals['_JOBCANCELLATION']._serialized_end=736
+  _globals['_JOBEVENT']._serialized_end=511
+  _globals['_JOBSTARTED']._serialized_start=513
+  _globals['_JOBSTARTED']._serialized_end=558
+  _globals['_JOBFAILURE']._serialized_start=560
+  _globals['_JOBFAILURE']._serialized_end=588
+  _globals['_STATECHANGE']._serialized_start=590
+  _globals['_STATECHANGE']._serialized_end=631
+  _globals['_TRAINREQUEST']._serialized_start=633
+  _globals['_TRAINREQUEST']._serialized_end=728
+  _globals['_JOBCANCELLATION']._serialized_start=730
+  _globals['_JOBCANCELLATION']._serialized_end=776
 # @@protoc_insertion_point(module_scope)

@@ -2,20 +2,22 @@ import datetime
 
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from tuner.v1 import job_pb2 as _job_pb2
+from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from collections.abc import Mapping as _Mapping
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class JobEvent(_message.Message):
-    __slots__ = ("sequence", "job_id", "run", "attempt", "time", "started", "progress", "epoch_completed", "succeeded", "failed", "state_changed")
+    __slots__ = ("sequence", "job_id", "run", "attempt", "time", "epochs", "started", "progress", "epoch_completed", "succeeded", "failed", "state_changed")
     SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     RUN_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     TIME_FIELD_NUMBER: _ClassVar[int]
+    EPOCHS_FIELD_NUMBER: _ClassVar[int]
     STARTED_FIELD_NUMBER: _ClassVar[int]
     PROGRESS_FIELD_NUMBER: _ClassVar[int]
     EPOCH_COMPLETED_FIELD_NUMBER: _ClassVar[int]
@@ -27,13 +29,14 @@ class JobEvent(_message.Message):
     run: int
     attempt: int
     time: _timestamp_pb2.Timestamp
+    epochs: _containers.RepeatedCompositeFieldContainer[_job_pb2.EpochMetrics]
     started: JobStarted
     progress: _job_pb2.Progress
     epoch_completed: _job_pb2.EpochMetrics
     succeeded: _job_pb2.Result
     failed: JobFailure
     state_changed: StateChange
-    def __init__(self, sequence: _Optional[int] = ..., job_id: _Optional[str] = ..., run: _Optional[int] = ..., attempt: _Optional[int] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started: _Optional[_Union[JobStarted, _Mapping]] = ..., progress: _Optional[_Union[_job_pb2.Progress, _Mapping]] = ..., epoch_completed: _Optional[_Union[_job_pb2.EpochMetrics, _Mapping]] = ..., succeeded: _Optional[_Union[_job_pb2.Result, _Mapping]] = ..., failed: _Optional[_Union[JobFailure, _Mapping]] = ..., state_changed: _Optional[_Union[StateChange, _Mapping]] = ...) -> None: ...
+    def __init__(self, sequence: _Optional[int] = ..., job_id: _Optional[str] = ..., run: _Optional[int] = ..., attempt: _Optional[int] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., epochs: _Optional[_Iterable[_Union[_job_pb2.EpochMetrics, _Mapping]]] = ..., started: _Optional[_Union[JobStarted, _Mapping]] = ..., progress: _Optional[_Union[_job_pb2.Progress, _Mapping]] = ..., epoch_completed: _Optional[_Union[_job_pb2.EpochMetrics, _Mapping]] = ..., succeeded: _Optional[_Union[_job_pb2.Result, _Mapping]] = ..., failed: _Optional[_Union[JobFailure, _Mapping]] = ..., state_changed: _Optional[_Union[StateChange, _Mapping]] = ...) -> None: ...
 
 class JobStarted(_message.Message):
     __slots__ = ("trainer", "device")

@@ -26,19 +26,19 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from tuner.v1 import job_pb2 as tuner_dot_v1_dot_job__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14tuner/v1/sweep.proto\x12\x08tuner.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x12tuner/v1/job.proto\"W\n\tDimension\x12\x0e\n\x06values\x18\x01 \x03(\x01\x12\x0b\n\x03min\x18\x02 \x01(\x01\x12\x0b\n\x03max\x18\x03 \x01(\x01\x12\x0b\n\x03log\x18\x04 \x01(\x08\x12\x13\n\x0bgrid_points\x18\x05 \x01(\x05\"\x99\x02\n\x0bSearchSpace\x12#\n\x06\x65pochs\x18\x01 \x01(\x0b\x32\x13.tuner.v1.Dimension\x12*\n\rlearning_rate\x18\x02 \x01(\x0b\x32\x13.tuner.v1.Dimension\x12\'\n\nbatch_size\x18\x03 \x01(\x0b\x32\x13.tuner.v1.Dimension\x12#\n\x08\x64\x61tasets\x18\x04 \x03(\x0e\x32\x11.tuner.v1.Dataset\x12\x1f\n\x06models\x18\x05 \x03(\x0e\x32\x0f.tuner.v1.Model\x12\'\n\noptimizers\x18\x06 \x03(\x0e\x32\x13.tuner.v1.Optimizer\x12!\n\x04seed\x18\x07 \x01(\x0b\x32\x13.tuner.v1.Dimension\"\x89\x02\n\tSweepSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12$\n\x05space\x18\x02 \x01(\x0b\x32\x15.tuner.v1.SearchSpace\x12*\n\x08strategy\x18\x03 \x01(\x0e\x32\x18.tuner.v1.SearchStrategy\x12\x12\n\nmax_trials\x18\x04 \x01(\x05\x12\x13\n\x0bparallelism\x18\x05 \x01(\x05\x12/\n\x0e\x65\x61rly_stopping\x18\x06 \x01(\x0e\x32\x17.tuner.v1.EarlyStopping\x12\x12\n\nmin_epochs\x18\x07 \x01(\x05\x12\x18\n\x10reduction_factor\x18\x08 \x01(\x05\x12\x14\n\x0csampler_seed\x18\t \x01(\x03\"\xca\x01\n\x05Trial\x12\x0e\n\x06number\x18\x01 \x01(\x05\x12\x0e\n\x06job_id\x18\x02 \x01(\t\x12\x32\n\x0fhyperparameters\x18\x03 \x01(\x0b\x32\x19.tuner.v1.Hyperparameters\x12!\n\x05state\x18\x04 \x01(\x0e\x32\x12.tuner.v1.JobState\x12\x15\n\rtest_accuracy\x18\x05 \x01(\x01\x12\x13\n\x0b\x65pochs_done\x18\x06 \x01(\x05\x12\x0e\n\x06pruned\x18\x07 \x01(\x08\x12\x0e\n\x06reused\x18\x08 \x01(\x08\"\xaf\x02\n\x05Sweep\x12\n\n\x02id\x18\x01 \x01(\t\x12!\n\x04spec\x18\x02 \x01(\x0b\x32\x13.tuner.v1.SweepSpec\x12#\n\x05state\x18\x03 \x01(\x0e\x32\x14.tuner.v1.SweepState\x12\r\n\x05owner\x18\x04 \x01(\t\x12\x1f\n\x06trials\x18\x05 \x03(\x0b\x32\x0f.tuner.v1.Trial\x12\x12\n\nbest_trial\x18\x06 \x01(\x05\x12/\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp*\x80\x01\n\x0eSearchStrategy\x12\x1f\n\x1bSEARCH_STRATEGY_UNSPECIFIED\x10\x00\x12\x18\n\x14SEARCH_STRATEGY_GRID\x10\x01\x12\x1a\n\x16SEARCH_STRATEGY_RANDOM\x10\x02\x12\x17\n\x13SEARCH_STRATEGY_TPE\x10\x03*|\n\rEarlyStopping\x12\x1e\n\x1a\x45\x41RLY_STOPPING_UNSPECIFIED\x10\x00\x12\x17\n\x13\x45\x41RLY_STOPPING_NONE\x10\x01\x12\x19\n\x15\x45\x41RLY_STOPPING_MEDIAN\x10\x02\x12\x17\n\x13\x45\x41RLY_STOPPING_ASHA\x10\x03*x\n\nSweepState\x12\x1b\n\x17SWEEP_STATE_UNSPECIFIED\x10\x00\x12\x17\n\x13SWEEP_STATE_RUNNING\x10\x01\x12\x19\n\x15SWEEP_STATE_SUCCEEDED\x10\x02\x12\x19\n\x15SWEEP_STATE_CANCELLED\x10\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14tuner/v1/sweep.proto\x12\x08tuner.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x12tuner/v1/job.proto\"W\n\tDimension\x12\x0e\n\x06values\x18\x01 \x03(\x01\x12\x0b\n\x03min\x18\x02 \x01(\x01\x12\x0b\n\x03max\x18\x03 \x01(\x01\x12\x0b\n\x03log\x18\x04 \x01(\x08\x12\x13\n\x0bgrid_points\x18\x05 \x01(\x05\"\x99\x02\n\x0bSearchSpace\x12#\n\x06\x65pochs\x18\x01 \x01(\x0b\x32\x13.tuner.v1.Dimension\x12*\n\rlearning_rate\x18\x02 \x01(\x0b\x32\x13.tuner.v1.Dimension\x12\'\n\nbatch_size\x18\x03 \x01(\x0b\x32\x13.tuner.v1.Dimension\x12#\n\x08\x64\x61tasets\x18\x04 \x03(\x0e\x32\x11.tuner.v1.Dataset\x12\x1f\n\x06models\x18\x05 \x03(\x0e\x32\x0f.tuner.v1.Model\x12\'\n\noptimizers\x18\x06 \x03(\x0e\x32\x13.tuner.v1.Optimizer\x12!\n\x04seed\x18\x07 \x01(\x0b\x32\x13.tuner.v1.Dimension\"\x89\x02\n\tSweepSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12$\n\x05space\x18\x02 \x01(\x0b\x32\x15.tuner.v1.SearchSpace\x12*\n\x08strategy\x18\x03 \x01(\x0e\x32\x18.tuner.v1.SearchStrategy\x12\x12\n\nmax_trials\x18\x04 \x01(\x05\x12\x13\n\x0bparallelism\x18\x05 \x01(\x05\x12/\n\x0e\x65\x61rly_stopping\x18\x06 \x01(\x0e\x32\x17.tuner.v1.EarlyStopping\x12\x12\n\nmin_epochs\x18\x07 \x01(\x05\x12\x18\n\x10reduction_factor\x18\x08 \x01(\x05\x12\x14\n\x0csampler_seed\x18\t \x01(\x03\"\xca\x01\n\x05Trial\x12\x0e\n\x06number\x18\x01 \x01(\x05\x12\x0e\n\x06job_id\x18\x02 \x01(\t\x12\x32\n\x0fhyperparameters\x18\x03 \x01(\x0b\x32\x19.tuner.v1.Hyperparameters\x12!\n\x05state\x18\x04 \x01(\x0e\x32\x12.tuner.v1.JobState\x12\x15\n\rtest_accuracy\x18\x05 \x01(\x01\x12\x13\n\x0b\x65pochs_done\x18\x06 \x01(\x05\x12\x0e\n\x06pruned\x18\x07 \x01(\x08\x12\x0e\n\x06reused\x18\x08 \x01(\x08\"\xaf\x02\n\x05Sweep\x12\n\n\x02id\x18\x01 \x01(\t\x12!\n\x04spec\x18\x02 \x01(\x0b\x32\x13.tuner.v1.SweepSpec\x12#\n\x05state\x18\x03 \x01(\x0e\x32\x14.tuner.v1.SweepState\x12\r\n\x05owner\x18\x04 \x01(\t\x12\x1f\n\x06trials\x18\x05 \x03(\x0b\x32\x0f.tuner.v1.Trial\x12\x12\n\nbest_trial\x18\x06 \x01(\x05\x12/\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"Q\n\x0cSweepChanged\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12\x1e\n\x05sweep\x18\x02 \x01(\x0b\x32\x0f.tuner.v1.Sweep\x12\x0f\n\x07version\x18\x03 \x01(\x03\"7\n\x12\x43reateSweepRequest\x12!\n\x04spec\x18\x01 \x01(\x0b\x32\x13.tuner.v1.SweepSpec\"5\n\x13\x43reateSweepResponse\x12\x1e\n\x05sweep\x18\x01 \x01(\x0b\x32\x0f.tuner.v1.Sweep\"#\n\x0fGetSweepRequest\x12\x10\n\x08sweep_id\x18\x01 \x01(\t\"2\n\x10GetSweepResponse\x12\x1e\n\x05sweep\x18\x01 \x01(\x0b\x32\x0f.tuner.v1.Sweep\"&\n\x11ListSweepsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\"5\n\x12ListSweepsResponse\x12\x1f\n\x06sweeps\x18\x01 \x03(\x0b\x32\x0f.tuner.v1.Sweep\"&\n\x12\x43\x61ncelSweepRequest\x12\x10\n\x08sweep_id\x18\x01 \x01(\t\"5\n\x13\x43\x61ncelSweepResponse\x12\x1e\n\x05sweep\x18\x01 \x01(\x0b\x32\x0f.tuner.v1.Sweep\"%\n\x11WatchSweepRequest\x12\x10\n\x08sweep_id\x18\x01 \x01(\t\"4\n\x12WatchSweepResponse\x12\x1e\n\x05sweep\x18\x01 \x01(\x0b\x32\x0f.tuner.v1.Sweep*\x80\x01\n\x0eSearchStrategy\x12\x1f\n\x1bSEARCH_STRATEGY_UNSPECIFIED\x10\x00\x12\x18\n\x14SEARCH_STRATEGY_GRID\x10\x01\x12\x1a\n\x16SEARCH_STRATEGY_RANDOM\x10\x02\x12\x17\n\x13SEARCH_STRATEGY_TPE\x10\x03*|\n\rEarlyStopping\x12\x1e\n\x1a\x45\x41RLY_STOPPING_UNSPECIFIED\x10\x00\x12\x17\n\x13\x45\x41RLY_STOPPING_NONE\x10\x01\x12\x19\n\x15\x45\x41RLY_STOPPING_MEDIAN\x10\x02\x12\x17\n\x13\x45\x41RLY_STOPPING_ASHA\x10\x03*x\n\nSweepState\x12\x1b\n\x17SWEEP_STATE_UNSPECIFIED\x10\x00\x12\x17\n\x13SWEEP_STATE_RUNNING\x10\x01\x12\x19\n\x15SWEEP_STATE_SUCCEEDED\x10\x02\x12\x19\n\x15SWEEP_STATE_CANCELLED\x10\x03\x32\xfd\x02\n\x0cSweepService\x12J\n\x0b\x43reateSweep\x12\x1c.tuner.v1.CreateSweepRequest\x1a\x1d.tuner.v1.CreateSweepResponse\x12\x41\n\x08GetSweep\x12\x19.tuner.v1.GetSweepRequest\x1a\x1a.tuner.v1.GetSweepResponse\x12G\n\nListSweeps\x12\x1b.tuner.v1.ListSweepsRequest\x1a\x1c.tuner.v1.ListSweepsResponse\x12J\n\x0b\x43\x61ncelSweep\x12\x1c.tuner.v1.CancelSweepRequest\x1a\x1d.tuner.v1.CancelSweepResponse\x12I\n\nWatchSweep\x12\x1b.tuner.v1.WatchSweepRequest\x1a\x1c.tuner.v1.WatchSweepResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'tuner.v1.sweep_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SEARCHSTRATEGY']._serialized_start=1240
-  _globals['_SEARCHSTRATEGY']._serialized_end=1368
-  _globals['_EARLYSTOPPING']._serialized_start=1370
-  _globals['_EARLYSTOPPING']._serialized_end=1494
-  _globals['_SWEEPSTATE']._serialized_start=1496
-  _globals['_SWEEPSTATE']._serialized_end=1616
+  _globals['_SEARCHSTRATEGY']._serialized_start=1807
+  _globals['_SEARCHSTRATEGY']._serialized_end=1935
+  _globals['_EARLYSTOPPING']._serialized_start=1937
+  _globals['_EARLYSTOPPING']._serialized_end=2061
+  _globals['_SWEEPSTATE']._serialized_start=2063
+  _globals['_SWEEPSTATE']._serialized_end=2183
   _globals['_DIMENSION']._serialized_start=87
   _globals['_DIMENSION']._serialized_end=174
   _globals['_SEARCHSPACE']._serialized_start=177
@@ -49,4 +49,28 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_TRIAL']._serialized_end=931
   _globals['_SWEEP']._serialized_start=934
   _globals['_SWEEP']._serialized_end=1237
+  _globals['_SWEEPCHANGED']._serialized_start=1239
+  _globals['_SWEEPCHANGED']._serialized_end=1320
+  _globals['_CREATESWEEPREQUEST']._serialized_start=1322
+  _globals['_CREATESWEEPREQUEST']._serialized_end=1377
+  _globals['_CREATESWEEPRESPONSE']._serialized_start=1379
+  _globals['_CREATESWEEPRESPONSE']._serialized_end=1432
+  _globals['_GETSWEEPREQUEST']._serialized_start=1434
+  _globals['_GETSWEEPREQUEST']._serialized_end=1469
+  _globals['_GETSWEEPRESPONSE']._serialized_start=1471
+  _globals['_GETSWEEPRESPONSE']._serialized_end=1521
+  _globals['_LISTSWEEPSREQUEST']._serialized_start=1523
+  _globals['_LISTSWEEPSREQUEST']._serialized_end=1561
+  _globals['_LISTSWEEPSRESPONSE']._serialized_start=1563
+  _globals['_LISTSWEEPSRESPONSE']._serialized_end=1616
+  _globals['_CANCELSWEEPREQUEST']._serialized_start=1618
+  _globals['_CANCELSWEEPREQUEST']._serialized_end=1656
+  _globals['_CANCELSWEEPRESPONSE']._serialized_start=1658
+  _globals['_CANCELSWEEPRESPONSE']._serialized_end=1711
+  _globals['_WATCHSWEEPREQUEST']._serialized_start=1713
+  _globals['_WATCHSWEEPREQUEST']._serialized_end=1750
+  _globals['_WATCHSWEEPRESPONSE']._serialized_start=1752
+  _globals['_WATCHSWEEPRESPONSE']._serialized_end=1804
+  _globals['_SWEEPSERVICE']._serialized_start=2186
+  _globals['_SWEEPSERVICE']._serialized_end=2567
 # @@protoc_insertion_point(module_scope)

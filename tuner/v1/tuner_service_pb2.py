@@ -24,68 +24,47 @@ _sym_db = _symbol_database.Default()
 
 from tuner.v1 import event_pb2 as tuner_dot_v1_dot_event__pb2
 from tuner.v1 import job_pb2 as tuner_dot_v1_dot_job__pb2
-from tuner.v1 import sweep_pb2 as tuner_dot_v1_dot_sweep__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ctuner/v1/tuner_service.proto\x12\x08tuner.v1\x1a\x14tuner/v1/event.proto\x1a\x12tuner/v1/job.proto\x1a\x14tuner/v1/sweep.proto\"F\n\x10SubmitJobRequest\x12\x32\n\x0fhyperparameters\x18\x01 \x01(\x0b\x32\x19.tuner.v1.Hyperparameters\"E\n\x11SubmitJobResponse\x12\x1a\n\x03job\x18\x01 \x01(\x0b\x32\r.tuner.v1.Job\x12\x14\n\x0c\x64\x65\x64uplicated\x18\x02 \x01(\x08\"\x1f\n\rGetJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\",\n\x0eGetJobResponse\x12\x1a\n\x03job\x18\x01 \x01(\x0b\x32\r.tuner.v1.Job\"D\n\x0e\x46indJobRequest\x12\x32\n\x0fhyperparameters\x18\x01 \x01(\x0b\x32\x19.tuner.v1.Hyperparameters\"-\n\x0f\x46indJobResponse\x12\x1a\n\x03job\x18\x01 \x01(\x0b\x32\r.tuner.v1.Job\"\\\n\x0fListJobsRequest\x12\"\n\x06states\x18\x01 \x03(\x0e\x32\x12.tuner.v1.JobState\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"H\n\x10ListJobsResponse\x12\x1b\n\x04jobs\x18\x01 \x03(\x0b\x32\r.tuner.v1.Job\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"&\n\x15GetLeaderboardRequest\x12\r\n\x05limit\x18\x01 \x01(\x05\"5\n\x16GetLeaderboardResponse\x12\x1b\n\x04jobs\x18\x01 \x03(\x0b\x32\r.tuner.v1.Job\"\"\n\x10\x43\x61ncelJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"/\n\x11\x43\x61ncelJobResponse\x12\x1a\n\x03job\x18\x01 \x01(\x0b\x32\r.tuner.v1.Job\"9\n\x0fWatchJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x16\n\x0e\x61\x66ter_sequence\x18\x02 \x01(\x04\"]\n\x10WatchJobResponse\x12\x1c\n\x03job\x18\x01 \x01(\x0b\x32\r.tuner.v1.JobH\x00\x12#\n\x05\x65vent\x18\x02 \x01(\x0b\x32\x12.tuner.v1.JobEventH\x00\x42\x06\n\x04kind\",\n\x12WatchEventsRequest\x12\x16\n\x0e\x61\x66ter_sequence\x18\x01 \x01(\x04\"8\n\x13WatchEventsResponse\x12!\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x12.tuner.v1.JobEvent\"7\n\x12\x43reateSweepRequest\x12!\n\x04spec\x18\x01 \x01(\x0b\x32\x13.tuner.v1.SweepSpec\"5\n\x13\x43reateSweepResponse\x12\x1e\n\x05sweep\x18\x01 \x01(\x0b\x32\x0f.tuner.v1.Sweep\"#\n\x0fGetSweepRequest\x12\x10\n\x08sweep_id\x18\x01 \x01(\t\"2\n\x10GetSweepResponse\x12\x1e\n\x05sweep\x18\x01 \x01(\x0b\x32\x0f.tuner.v1.Sweep\"&\n\x11ListSweepsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\"5\n\x12ListSweepsResponse\x12\x1f\n\x06sweeps\x18\x01 \x03(\x0b\x32\x0f.tuner.v1.Sweep\"&\n\x12\x43\x61ncelSweepRequest\x12\x10\n\x08sweep_id\x18\x01 \x01(\t\"5\n\x13\x43\x61ncelSweepResponse\x12\x1e\n\x05sweep\x18\x01 \x01(\x0b\x32\x0f.tuner.v1.Sweep\"%\n\x11WatchSweepRequest\x12\x10\n\x08sweep_id\x18\x01 \x01(\t\"4\n\x12WatchSweepResponse\x12\x1e\n\x05sweep\x18\x01 \x01(\x0b\x32\x0f.tuner.v1.Sweep2\xb1\x07\n\x0cTunerService\x12\x44\n\tSubmitJob\x12\x1a.tuner.v1.SubmitJobRequest\x1a\x1b.tuner.v1.SubmitJobResponse\x12;\n\x06GetJob\x12\x17.tuner.v1.GetJobRequest\x1a\x18.tuner.v1.GetJobResponse\x12>\n\x07\x46indJob\x12\x18.tuner.v1.FindJobRequest\x1a\x19.tuner.v1.FindJobResponse\x12\x41\n\x08ListJobs\x12\x19.tuner.v1.ListJobsRequest\x1a\x1a.tuner.v1.ListJobsResponse\x12S\n\x0eGetLeaderboard\x12\x1f.tuner.v1.GetLeaderboardRequest\x1a .tuner.v1.GetLeaderboardResponse\x12\x44\n\tCancelJob\x12\x1a.tuner.v1.CancelJobRequest\x1a\x1b.tuner.v1.CancelJobResponse\x12\x43\n\x08WatchJob\x12\x19.tuner.v1.WatchJobRequest\x1a\x1a.tuner.v1.WatchJobResponse0\x01\x12L\n\x0bWatchEvents\x12\x1c.tuner.v1.WatchEventsRequest\x1a\x1d.tuner.v1.WatchEventsResponse0\x01\x12J\n\x0b\x43reateSweep\x12\x1c.tuner.v1.CreateSweepRequest\x1a\x1d.tuner.v1.CreateSweepResponse\x12\x41\n\x08GetSweep\x12\x19.tuner.v1.GetSweepRequest\x1a\x1a.tuner.v1.GetSweepResponse\x12G\n\nListSweeps\x12\x1b.tuner.v1.ListSweepsRequest\x1a\x1c.tuner.v1.ListSweepsResponse\x12J\n\x0b\x43\x61ncelSweep\x12\x1c.tuner.v1.CancelSweepRequest\x1a\x1d.tuner.v1.CancelSweepResponse\x12I\n\nWatchSweep\x12\x1b.tuner.v1.WatchSweepRequest\x1a\x1c.tuner.v1.WatchSweepResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ctuner/v1/tuner_service.proto\x12\x08tuner.v1\x1a\x14tuner/v1/event.proto\x1a\x12tuner/v1/job.proto\"F\n\x10SubmitJobRequest\x12\x32\n\x0fhyperparameters\x18\x01 \x01(\x0b\x32\x19.tuner.v1.Hyperparameters\"E\n\x11SubmitJobResponse\x12\x1a\n\x03job\x18\x01 \x01(\x0b\x32\r.tuner.v1.Job\x12\x14\n\x0c\x64\x65\x64uplicated\x18\x02 \x01(\x08\"\x1f\n\rGetJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\",\n\x0eGetJobResponse\x12\x1a\n\x03job\x18\x01 \x01(\x0b\x32\r.tuner.v1.Job\"D\n\x0e\x46indJobRequest\x12\x32\n\x0fhyperparameters\x18\x01 \x01(\x0b\x32\x19.tuner.v1.Hyperparameters\"-\n\x0f\x46indJobResponse\x12\x1a\n\x03job\x18\x01 \x01(\x0b\x32\r.tuner.v1.Job\"\\\n\x0fListJobsRequest\x12\"\n\x06states\x18\x01 \x03(\x0e\x32\x12.tuner.v1.JobState\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"H\n\x10ListJobsResponse\x12\x1b\n\x04jobs\x18\x01 \x03(\x0b\x32\r.tuner.v1.Job\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"&\n\x15GetLeaderboardRequest\x12\r\n\x05limit\x18\x01 \x01(\x05\"5\n\x16GetLeaderboardResponse\x12\x1b\n\x04jobs\x18\x01 \x03(\x0b\x32\r.tuner.v1.Job\"\"\n\x10\x43\x61ncelJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"/\n\x11\x43\x61ncelJobResponse\x12\x1a\n\x03job\x18\x01 \x01(\x0b\x32\r.tuner.v1.Job\"9\n\x0fWatchJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x16\n\x0e\x61\x66ter_sequence\x18\x02 \x01(\x04\"]\n\x10WatchJobResponse\x12\x1c\n\x03job\x18\x01 \x01(\x0b\x32\r.tuner.v1.JobH\x00\x12#\n\x05\x65vent\x18\x02 \x01(\x0b\x32\x12.tuner.v1.JobEventH\x00\x42\x06\n\x04kind\",\n\x12WatchEventsRequest\x12\x16\n\x0e\x61\x66ter_sequence\x18\x01 \x01(\x04\"8\n\x13WatchEventsResponse\x12!\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x12.tuner.v1.JobEvent2\xc2\x04\n\x0cTunerService\x12\x44\n\tSubmitJob\x12\x1a.tuner.v1.SubmitJobRequest\x1a\x1b.tuner.v1.SubmitJobResponse\x12;\n\x06GetJob\x12\x17.tuner.v1.GetJobRequest\x1a\x18.tuner.v1.GetJobResponse\x12>\n\x07\x46indJob\x12\x18.tuner.v1.FindJobRequest\x1a\x19.tuner.v1.FindJobResponse\x12\x41\n\x08ListJobs\x12\x19.tuner.v1.ListJobsRequest\x1a\x1a.tuner.v1.ListJobsResponse\x12S\n\x0eGetLeaderboard\x12\x1f.tuner.v1.GetLeaderboardRequest\x1a .tuner.v1.GetLeaderboardResponse\x12\x44\n\tCancelJob\x12\x1a.tuner.v1.CancelJobRequest\x1a\x1b.tuner.v1.CancelJobResponse\x12\x43\n\x08WatchJob\x12\x19.tuner.v1.WatchJobRequest\x1a\x1a.tuner.v1.WatchJobResponse0\x01\x12L\n\x0bWatchEvents\x12\x1c.tuner.v1.WatchEventsRequest\x1a\x1d.tuner.v1.WatchEventsResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'tuner.v1.tuner_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SUBMITJOBREQUEST']._serialized_start=106
-  _globals['_SUBMITJOBREQUEST']._serialized_end=176
-  _globals['_SUBMITJOBRESPONSE']._serialized_start=178
-  _globals['_SUBMITJOBRESPONSE']._serialized_end=247
-  _globals['_GETJOBREQUEST']._serialized_start=249
-  _globals['_GETJOBREQUEST']._serialized_end=280
-  _globals['_GETJOBRESPONSE']._serialized_start=282
-  _globals['_GETJOBRESPONSE']._serialized_end=326
-  _globals['_FINDJOBREQUEST']._serialized_start=328
-  _globals['_FINDJOBREQUEST']._serialized_end=396
-  _globals['_FINDJOBRESPONSE']._serialized_start=398
-  _globals['_FINDJOBRESPONSE']._serialized_end=443
-  _globals['_LISTJOBSREQUEST']._serialized_start=445
-  _globals['_LISTJOBSREQUEST']._serialized_end=537
-  _globals['_LISTJOBSRESPONSE']._serialized_start=539
-  _globals['_LISTJOBSRESPONSE']._serialized_end=611
-  _globals['_GETLEADERBOARDREQUEST']._serialized_start=613
-  _globals['_GETLEADERBOARDREQUEST']._serialized_end=651
-  _globals['_GETLEADERBOARDRESPONSE']._serialized_start=653
-  _globals['_GETLEADERBOARDRESPONSE']._serialized_end=706
-  _globals['_CANCELJOBREQUEST']._serialized_start=708
-  _globals['_CANCELJOBREQUEST']._serialized_end=742
-  _globals['_CANCELJOBRESPONSE']._serialized_start=744
-  _globals['_CANCELJOBRESPONSE']._serialized_end=791
-  _globals['_WATCHJOBREQUEST']._serialized_start=793
-  _globals['_WATCHJOBREQUEST']._serialized_end=850
-  _globals['_WATCHJOBRESPONSE']._serialized_start=852
-  _globals['_WATCHJOBRESPONSE']._serialized_end=945
-  _globals['_WATCHEVENTSREQUEST']._serialized_start=947
-  _globals['_WATCHEVENTSREQUEST']._serialized_end=991
-  _globals['_WATCHEVENTSRESPONSE']._serialized_start=993
-  _globals['_WATCHEVENTSRESPONSE']._serialized_end=1049
-  _globals['_CREATESWEEPREQUEST']._serialized_start=1051
-  _globals['_CREATESWEEPREQUEST']._serialized_end=1106
-  _globals['_CREATESWEEPRESPONSE']._serialized_start=1108
-  _globals['_CREATESWEEPRESPONSE']._serialized_end=1161
-  _globals['_GETSWEEPREQUEST']._serialized_start=1163
-  _globals['_GETSWEEPREQUEST']._serialized_end=1198
-  _globals['_GETSWEEPRESPONSE']._serialized_start=1200
-  _globals['_GETSWEEPRESPONSE']._serialized_end=1250
-  _globals['_LISTSWEEPSREQUEST']._serialized_start=1252
-  _globals['_LISTSWEEPSREQUEST']._serialized_end=1290
-  _globals['_LISTSWEEPSRESPONSE']._serialized_start=1292
-  _globals['_LISTSWEEPSRESPONSE']._serialized_end=1345
-  _globals['_CANCELSWEEPREQUEST']._serialized_start=1347
-  _globals['_CANCELSWEEPREQUEST']._serialized_end=1385
-  _globals['_CANCELSWEEPRESPONSE']._serialized_start=1387
-  _globals['_CANCELSWEEPRESPONSE']._serialized_end=1440
-  _globals['_WATCHSWEEPREQUEST']._serialized_start=1442
-  _globals['_WATCHSWEEPREQUEST']._serialized_end=1479
-  _globals['_WATCHSWEEPRESPONSE']._serialized_start=1481
-  _globals['_WATCHSWEEPRESPONSE']._serialized_end=1533
-  _globals['_TUNERSERVICE']._serialized_start=1536
-  _globals['_TUNERSERVICE']._serialized_end=2481
+  _globals['_SUBMITJOBREQUEST']._serialized_start=84
+  _globals['_SUBMITJOBREQUEST']._serialized_end=154
+  _globals['_SUBMITJOBRESPONSE']._serialized_start=156
+  _globals['_SUBMITJOBRESPONSE']._serialized_end=225
+  _globals['_GETJOBREQUEST']._serialized_start=227
+  _globals['_GETJOBREQUEST']._serialized_end=258
+  _globals['_GETJOBRESPONSE']._serialized_start=260
+  _globals['_GETJOBRESPONSE']._serialized_end=304
+  _globals['_FINDJOBREQUEST']._serialized_start=306
+  _globals['_FINDJOBREQUEST']._serialized_end=374
+  _globals['_FINDJOBRESPONSE']._serialized_start=376
+  _globals['_FINDJOBRESPONSE']._serialized_end=421
+  _globals['_LISTJOBSREQUEST']._serialized_start=423
+  _globals['_LISTJOBSREQUEST']._serialized_end=515
+  _globals['_LISTJOBSRESPONSE']._serialized_start=517
+  _globals['_LISTJOBSRESPONSE']._serialized_end=589
+  _globals['_GETLEADERBOARDREQUEST']._serialized_start=591
+  _globals['_GETLEADERBOARDREQUEST']._serialized_end=629
+  _globals['_GETLEADERBOARDRESPONSE']._serialized_start=631
+  _globals['_GETLEADERBOARDRESPONSE']._serialized_end=684
+  _globals['_CANCELJOBREQUEST']._serialized_start=686
+  _globals['_CANCELJOBREQUEST']._serialized_end=720
+  _globals['_CANCELJOBRESPONSE']._serialized_start=722
+  _globals['_CANCELJOBRESPONSE']._serialized_end=769
+  _globals['_WATCHJOBREQUEST']._serialized_start=771
+  _globals['_WATCHJOBREQUEST']._serialized_end=828
+  _globals['_WATCHJOBRESPONSE']._serialized_start=830
+  _globals['_WATCHJOBRESPONSE']._serialized_end=923
+  _globals['_WATCHEVENTSREQUEST']._serialized_start=925
+  _globals['_WATCHEVENTSREQUEST']._serialized_end=969
+  _globals['_WATCHEVENTSRESPONSE']._serialized_start=971
+  _globals['_WATCHEVENTSRESPONSE']._serialized_end=1027
+  _globals['_TUNERSERVICE']._serialized_start=1030
+  _globals['_TUNERSERVICE']._serialized_end=1608
 # @@protoc_insertion_point(module_scope)

@@ -1,6 +1,5 @@
 from tuner.v1 import event_pb2 as _event_pb2
 from tuner.v1 import job_pb2 as _job_pb2
-from tuner.v1 import sweep_pb2 as _sweep_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -116,63 +115,3 @@ class WatchEventsResponse(_message.Message):
     EVENT_FIELD_NUMBER: _ClassVar[int]
     event: _event_pb2.JobEvent
     def __init__(self, event: _Optional[_Union[_event_pb2.JobEvent, _Mapping]] = ...) -> None: ...
-
-class CreateSweepRequest(_message.Message):
-    __slots__ = ("spec",)
-    SPEC_FIELD_NUMBER: _ClassVar[int]
-    spec: _sweep_pb2.SweepSpec
-    def __init__(self, spec: _Optional[_Union[_sweep_pb2.SweepSpec, _Mapping]] = ...) -> None: ...
-
-class CreateSweepResponse(_message.Message):
-    __slots__ = ("sweep",)
-    SWEEP_FIELD_NUMBER: _ClassVar[int]
-    sweep: _sweep_pb2.Sweep
-    def __init__(self, sweep: _Optional[_Union[_sweep_pb2.Sweep, _Mapping]] = ...) -> None: ...
-
-class GetSweepRequest(_message.Message):
-    __slots__ = ("sweep_id",)
-    SWEEP_ID_FIELD_NUMBER: _ClassVar[int]
-    sweep_id: str
-    def __init__(self, sweep_id: _Optional[str] = ...) -> None: ...
-
-class GetSweepResponse(_message.Message):
-    __slots__ = ("sweep",)
-    SWEEP_FIELD_NUMBER: _ClassVar[int]
-    sweep: _sweep_pb2.Sweep
-    def __init__(self, sweep: _Optional[_Union[_sweep_pb2.Sweep, _Mapping]] = ...) -> None: ...
-
-class ListSweepsRequest(_message.Message):
-    __slots__ = ("page_size",)
-    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
-    page_size: int
-    def __init__(self, page_size: _Optional[int] = ...) -> None: ...
-
-class ListSweepsResponse(_message.Message):
-    __slots__ = ("sweeps",)
-    SWEEPS_FIELD_NUMBER: _ClassVar[int]
-    sweeps: _containers.RepeatedCompositeFieldContainer[_sweep_pb2.Sweep]
-    def __init__(self, sweeps: _Optional[_Iterable[_Union[_sweep_pb2.Sweep, _Mapping]]] = ...) -> None: ...
-
-class CancelSweepRequest(_message.Message):
-    __slots__ = ("sweep_id",)
-    SWEEP_ID_FIELD_NUMBER: _ClassVar[int]
-    sweep_id: str
-    def __init__(self, sweep_id: _Optional[str] = ...) -> None: ...
-
-class CancelSweepResponse(_message.Message):
-    __slots__ = ("sweep",)
-    SWEEP_FIELD_NUMBER: _ClassVar[int]
-    sweep: _sweep_pb2.Sweep
-    def __init__(self, sweep: _Optional[_Union[_sweep_pb2.Sweep, _Mapping]] = ...) -> None: ...
-
-class WatchSweepRequest(_message.Message):
-    __slots__ = ("sweep_id",)
-    SWEEP_ID_FIELD_NUMBER: _ClassVar[int]
-    sweep_id: str
-    def __init__(self, sweep_id: _Optional[str] = ...) -> None: ...
-
-class WatchSweepResponse(_message.Message):
-    __slots__ = ("sweep",)
-    SWEEP_FIELD_NUMBER: _ClassVar[int]
-    sweep: _sweep_pb2.Sweep
-    def __init__(self, sweep: _Optional[_Union[_sweep_pb2.Sweep, _Mapping]] = ...) -> None: ...

@@ -26,7 +26,7 @@ if _version_not_supported:
 
 
 class TunerServiceStub:
-    """The client-facing API of the scheduler.
+    """The client-facing API of the scheduler for jobs; sweeps have SweepService.
     """
 
     def __init__(self, channel):
@@ -75,35 +75,10 @@ class TunerServiceStub:
                 request_serializer=tuner_dot_v1_dot_tuner__service__pb2.WatchEventsRequest.SerializeToString,
                 response_deserializer=tuner_dot_v1_dot_tuner__service__pb2.WatchEventsResponse.FromString,
                 _registered_method=True)
-        self.CreateSweep = channel.unary_unary(
-                '/tuner.v1.TunerService/CreateSweep',
-                request_serializer=tuner_dot_v1_dot_tuner__service__pb2.CreateSweepRequest.SerializeToString,
-                response_deserializer=tuner_dot_v1_dot_tuner__service__pb2.CreateSweepResponse.FromString,
-                _registered_method=True)
-        self.GetSweep = channel.unary_unary(
-                '/tuner.v1.TunerService/GetSweep',
-                request_serializer=tuner_dot_v1_dot_tuner__service__pb2.GetSweepRequest.SerializeToString,
-                response_deserializer=tuner_dot_v1_dot_tuner__service__pb2.GetSweepResponse.FromString,
-                _registered_method=True)
-        self.ListSweeps = channel.unary_unary(
-                '/tuner.v1.TunerService/ListSweeps',
-                request_serializer=tuner_dot_v1_dot_tuner__service__pb2.ListSweepsRequest.SerializeToString,
-                response_deserializer=tuner_dot_v1_dot_tuner__service__pb2.ListSweepsResponse.FromString,
-                _registered_method=True)
-        self.CancelSweep = channel.unary_unary(
-                '/tuner.v1.TunerService/CancelSweep',
-                request_serializer=tuner_dot_v1_dot_tuner__service__pb2.CancelSweepRequest.SerializeToString,
-                response_deserializer=tuner_dot_v1_dot_tuner__service__pb2.CancelSweepResponse.FromString,
-                _registered_method=True)
-        self.WatchSweep = channel.unary_stream(
-                '/tuner.v1.TunerService/WatchSweep',
-                request_serializer=tuner_dot_v1_dot_tuner__service__pb2.WatchSweepRequest.SerializeToString,
-                response_deserializer=tuner_dot_v1_dot_tuner__service__pb2.WatchSweepResponse.FromString,
-                _registered_method=True)
 
 
 class TunerServiceServicer:
-    """The client-facing API of the scheduler.
+    """The client-facing API of the scheduler for jobs; sweeps have SweepService.
     """
 
     def SubmitJob(self, request, context):
@@ -160,40 +135,6 @@ class TunerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def CreateSweep(self, request, context):
-        """Starts a sweep: trials chosen by its strategy, run as jobs (deduplicated as any).
-        """
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
-    def GetSweep(self, request, context):
-        """Missing associated documentation comment in .proto file."""
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
-    def ListSweeps(self, request, context):
-        """The caller's sweeps, newest first.
-        """
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
-    def CancelSweep(self, request, context):
-        """Stops a sweep and cancels its running trials.
-        """
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
-    def WatchSweep(self, request, context):
-        """The sweep now, then each time a trial changes, until the sweep ends.
-        """
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
 
 def add_TunerServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -237,31 +178,6 @@ def add_TunerServiceServicer_to_server(servicer, server):
                     request_deserializer=tuner_dot_v1_dot_tuner__service__pb2.WatchEventsRequest.FromString,
                     response_serializer=tuner_dot_v1_dot_tuner__service__pb2.WatchEventsResponse.SerializeToString,
             ),
-            'CreateSweep': grpc.unary_unary_rpc_method_handler(
-                    servicer.CreateSweep,
-                    request_deserializer=tuner_dot_v1_dot_tuner__service__pb2.CreateSweepRequest.FromString,
-                    response_serializer=tuner_dot_v1_dot_tuner__service__pb2.CreateSweepResponse.SerializeToString,
-            ),
-            'GetSweep': grpc.unary_unary_rpc_method_handler(
-                    servicer.GetSweep,
-                    request_deserializer=tuner_dot_v1_dot_tuner__service__pb2.GetSweepRequest.FromString,
-                    response_serializer=tuner_dot_v1_dot_tuner__service__pb2.GetSweepResponse.SerializeToString,
-            ),
-            'ListSweeps': grpc.unary_unary_rpc_method_handler(
-                    servicer.ListSweeps,
-                    request_deserializer=tuner_dot_v1_dot_tuner__service__pb2.ListSweepsRequest.FromString,
-                    response_serializer=tuner_dot_v1_dot_tuner__service__pb2.ListSweepsResponse.SerializeToString,
-            ),
-            'CancelSweep': grpc.unary_unary_rpc_method_handler(
-                    servicer.CancelSweep,
-                    request_deserializer=tuner_dot_v1_dot_tuner__service__pb2.CancelSweepRequest.FromString,
-                    response_serializer=tuner_dot_v1_dot_tuner__service__pb2.CancelSweepResponse.SerializeToString,
-            ),
-            'WatchSweep': grpc.unary_stream_rpc_method_handler(
-                    servicer.WatchSweep,
-                    request_deserializer=tuner_dot_v1_dot_tuner__service__pb2.WatchSweepRequest.FromString,
-                    response_serializer=tuner_dot_v1_dot_tuner__service__pb2.WatchSweepResponse.SerializeToString,
-            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'tuner.v1.TunerService', rpc_method_handlers)
@@ -271,7 +187,7 @@ def add_TunerServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class TunerService:
-    """The client-facing API of the scheduler.
+    """The client-facing API of the scheduler for jobs; sweeps have SweepService.
     """
 
     @staticmethod
@@ -480,141 +396,6 @@ class TunerService:
             '/tuner.v1.TunerService/WatchEvents',
             tuner_dot_v1_dot_tuner__service__pb2.WatchEventsRequest.SerializeToString,
             tuner_dot_v1_dot_tuner__service__pb2.WatchEventsResponse.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
-    def CreateSweep(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/tuner.v1.TunerService/CreateSweep',
-            tuner_dot_v1_dot_tuner__service__pb2.CreateSweepRequest.SerializeToString,
-            tuner_dot_v1_dot_tuner__service__pb2.CreateSweepResponse.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
-    def GetSweep(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/tuner.v1.TunerService/GetSweep',
-            tuner_dot_v1_dot_tuner__service__pb2.GetSweepRequest.SerializeToString,
-            tuner_dot_v1_dot_tuner__service__pb2.GetSweepResponse.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
-    def ListSweeps(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/tuner.v1.TunerService/ListSweeps',
-            tuner_dot_v1_dot_tuner__service__pb2.ListSweepsRequest.SerializeToString,
-            tuner_dot_v1_dot_tuner__service__pb2.ListSweepsResponse.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
-    def CancelSweep(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/tuner.v1.TunerService/CancelSweep',
-            tuner_dot_v1_dot_tuner__service__pb2.CancelSweepRequest.SerializeToString,
-            tuner_dot_v1_dot_tuner__service__pb2.CancelSweepResponse.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
-    def WatchSweep(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_stream(
-            request,
-            target,
-            '/tuner.v1.TunerService/WatchSweep',
-            tuner_dot_v1_dot_tuner__service__pb2.WatchSweepRequest.SerializeToString,
-            tuner_dot_v1_dot_tuner__service__pb2.WatchSweepResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -27,7 +27,7 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class TunerServiceStub:
-    """The client-facing API of the scheduler."""
+    """The client-facing API of the scheduler for jobs; sweeps have SweepService."""
 
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
@@ -47,19 +47,10 @@ class TunerServiceStub:
     """The job as it is now, then its events until it reaches a final state."""
     WatchEvents: _grpc.UnaryStreamMultiCallable[_tuner_service_pb2.WatchEventsRequest, _tuner_service_pb2.WatchEventsResponse]
     """Every job's events as they happen: a feed for dashboards."""
-    CreateSweep: _grpc.UnaryUnaryMultiCallable[_tuner_service_pb2.CreateSweepRequest, _tuner_service_pb2.CreateSweepResponse]
-    """Starts a sweep: trials chosen by its strategy, run as jobs (deduplicated as any)."""
-    GetSweep: _grpc.UnaryUnaryMultiCallable[_tuner_service_pb2.GetSweepRequest, _tuner_service_pb2.GetSweepResponse]
-    ListSweeps: _grpc.UnaryUnaryMultiCallable[_tuner_service_pb2.ListSweepsRequest, _tuner_service_pb2.ListSweepsResponse]
-    """The caller's sweeps, newest first."""
-    CancelSweep: _grpc.UnaryUnaryMultiCallable[_tuner_service_pb2.CancelSweepRequest, _tuner_service_pb2.CancelSweepResponse]
-    """Stops a sweep and cancels its running trials."""
-    WatchSweep: _grpc.UnaryStreamMultiCallable[_tuner_service_pb2.WatchSweepRequest, _tuner_service_pb2.WatchSweepResponse]
-    """The sweep now, then each time a trial changes, until the sweep ends."""
 
 @_typing.type_check_only
 class TunerServiceAsyncStub(TunerServiceStub):
-    """The client-facing API of the scheduler."""
+    """The client-facing API of the scheduler for jobs; sweeps have SweepService."""
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     SubmitJob: _aio.UnaryUnaryMultiCallable[_tuner_service_pb2.SubmitJobRequest, _tuner_service_pb2.SubmitJobResponse]  # type: ignore[assignment]
@@ -76,18 +67,9 @@ class TunerServiceAsyncStub(TunerServiceStub):
     """The job as it is now, then its events until it reaches a final state."""
     WatchEvents: _aio.UnaryStreamMultiCallable[_tuner_service_pb2.WatchEventsRequest, _tuner_service_pb2.WatchEventsResponse]  # type: ignore[assignment]
     """Every job's events as they happen: a feed for dashboards."""
-    CreateSweep: _aio.UnaryUnaryMultiCallable[_tuner_service_pb2.CreateSweepRequest, _tuner_service_pb2.CreateSweepResponse]  # type: ignore[assignment]
-    """Starts a sweep: trials chosen by its strategy, run as jobs (deduplicated as any)."""
-    GetSweep: _aio.UnaryUnaryMultiCallable[_tuner_service_pb2.GetSweepRequest, _tuner_service_pb2.GetSweepResponse]  # type: ignore[assignment]
-    ListSweeps: _aio.UnaryUnaryMultiCallable[_tuner_service_pb2.ListSweepsRequest, _tuner_service_pb2.ListSweepsResponse]  # type: ignore[assignment]
-    """The caller's sweeps, newest first."""
-    CancelSweep: _aio.UnaryUnaryMultiCallable[_tuner_service_pb2.CancelSweepRequest, _tuner_service_pb2.CancelSweepResponse]  # type: ignore[assignment]
-    """Stops a sweep and cancels its running trials."""
-    WatchSweep: _aio.UnaryStreamMultiCallable[_tuner_service_pb2.WatchSweepRequest, _tuner_service_pb2.WatchSweepResponse]  # type: ignore[assignment]
-    """The sweep now, then each time a trial changes, until the sweep ends."""
 
 class TunerServiceServicer(metaclass=_abc_1.ABCMeta):
-    """The client-facing API of the scheduler."""
+    """The client-facing API of the scheduler for jobs; sweeps have SweepService."""
 
     @_abc_1.abstractmethod
     def SubmitJob(
@@ -150,44 +132,5 @@ class TunerServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_tuner_service_pb2.WatchEventsResponse], _abc.AsyncIterator[_tuner_service_pb2.WatchEventsResponse]]:
         """Every job's events as they happen: a feed for dashboards."""
-
-    @_abc_1.abstractmethod
-    def CreateSweep(
-        self,
-        request: _tuner_service_pb2.CreateSweepRequest,
-        context: _ServicerContext,
-    ) -> _typing.Union[_tuner_service_pb2.CreateSweepResponse, _abc.Awaitable[_tuner_service_pb2.CreateSweepResponse]]:
-        """Starts a sweep: trials chosen by its strategy, run as jobs (deduplicated as any)."""
-
-    @_abc_1.abstractmethod
-    def GetSweep(
-        self,
-        request: _tuner_service_pb2.GetSweepRequest,
-        context: _ServicerContext,
-    ) -> _typing.Union[_tuner_service_pb2.GetSweepResponse, _abc.Awaitable[_tuner_service_pb2.GetSweepResponse]]: ...
-
-    @_abc_1.abstractmethod
-    def ListSweeps(
-        self,
-        request: _tuner_service_pb2.ListSweepsRequest,
-        context: _ServicerContext,
-    ) -> _typing.Union[_tuner_service_pb2.ListSweepsResponse, _abc.Awaitable[_tuner_service_pb2.ListSweepsResponse]]:
-        """The caller's sweeps, newest first."""
-
-    @_abc_1.abstractmethod
-    def CancelSweep(
-        self,
-        request: _tuner_service_pb2.CancelSweepRequest,
-        context: _ServicerContext,
-    ) -> _typing.Union[_tuner_service_pb2.CancelSweepResponse, _abc.Awaitable[_tuner_service_pb2.CancelSweepResponse]]:
-        """Stops a sweep and cancels its running trials."""
-
-    @_abc_1.abstractmethod
-    def WatchSweep(
-        self,
-        request: _tuner_service_pb2.WatchSweepRequest,
-        context: _ServicerContext,
-    ) -> _typing.Union[_abc.Iterator[_tuner_service_pb2.WatchSweepResponse], _abc.AsyncIterator[_tuner_service_pb2.WatchSweepResponse]]:
-        """The sweep now, then each time a trial changes, until the sweep ends."""
 
 def add_TunerServiceServicer_to_server(servicer: TunerServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

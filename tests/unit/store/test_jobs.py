@@ -3,33 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
-import pytest
-
-from store.documents import new_job, now
+from store.documents import now
 from store.jobs import LEADERBOARD_SIZE, JobStore
-from tuner.core.hyperparameters import canonical_key, job_id, normalized
+from tests.support.documents import job_doc
 from tuner.core.states import CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED
-from tuner.v1 import job_pb2
-
-
-@pytest.fixture
-async def store(mongo_uri: str) -> AsyncIterator[JobStore]:
-    s = JobStore.connect(mongo_uri, f"test_{uuid.uuid4().hex[:12]}")
-    await s.ensure_indexes()
-    try:
-        yield s
-    finally:
-        await s.close()
-
-
-def job_doc(seed: int, owner: str = "alice") -> dict[str, object]:
-    hp = normalized(job_pb2.Hyperparameters(epochs=1, learning_rate=0.1, batch_size=64, seed=seed))
-    key = canonical_key(hp)
-    return new_job(job_id(key), key, hp, owner)
 
 
 def result(accuracy: float, seconds: float) -> dict[str, object]:
@@ -162,4 +141,4 @@ async def test_listing_pages_through_one_owners_jobs(store: JobStore) -> None:
     assert len(seen) == len(set(seen)) == 6
     times = [d["create_time"] for d in [await store.get(j) for j in seen] if d]
     assert times == sorted(times, reverse=True)
-    assert await store.list_owned("alice", ["RUNNING"], 10, None) == []
+    assert await store.list_owned("alice", [RUNNING], 10, None) == []

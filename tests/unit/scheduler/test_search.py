@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from scheduler.pruning import asha_stops, median_stops, rungs, should_stop
-from scheduler.search import Finished, budget, check_spec, grid, next_point
+from scheduler.sweeps.pruning import asha_stops, median_stops, rungs, should_stop
+from scheduler.sweeps.search import Finished, budget, check_spec, grid, next_point
 from tuner.core.hyperparameters import FieldError, normalized
 from tuner.sweep_spec import SpecError, parse
 from tuner.v1 import job_pb2, sweep_pb2

@@ -1,4 +1,4 @@
-"""Small helpers for tests that drive a running stack over gRPC."""
+"""Following jobs over gRPC: waiting for a state, a watcher's events and their kinds."""
 
 from __future__ import annotations
 
@@ -7,23 +7,6 @@ import time
 
 from tuner.client import TunerClient
 from tuner.v1 import event_pb2, job_pb2
-
-
-def mlp(seed: int = 0, **fields: object) -> job_pb2.Hyperparameters:
-    base: dict[str, object] = {
-        "epochs": 1,
-        "learning_rate": 0.001,
-        "batch_size": 64,
-        "model": job_pb2.MODEL_MLP,
-        "optimizer": job_pb2.OPTIMIZER_ADAM,
-        "seed": seed,
-    }
-    base.update(fields)
-    return job_pb2.Hyperparameters(**base)  # type: ignore[arg-type]
-
-
-def cnn(seed: int) -> job_pb2.Hyperparameters:
-    return mlp(seed, model=job_pb2.MODEL_CNN, batch_size=32)
 
 
 async def wait_for(

@@ -1,4 +1,4 @@
-"""Fixed jobs and events for deterministic pictures, and small Pilot helpers."""
+"""For the dashboard's tests: fixed jobs and events, the offline app, small Pilot helpers."""
 
 from __future__ import annotations
 
@@ -12,6 +12,9 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from textual.pilot import Pilot
 from textual.widgets import Input, Select
 
+from tui.app import TunerApp
+from tui.clock import Clock, fixed
+from tuner.client import TunerClient
 from tuner.v1 import event_pb2, job_pb2
 
 NOW = datetime(2026, 11, 27, 14, 30, 0, tzinfo=UTC)
@@ -28,27 +31,6 @@ def seconds(value: float) -> Duration:
     duration = Duration()
     duration.FromNanoseconds(int(value * 1e9))
     return duration
-
-
-def hp(
-    seed: int,
-    *,
-    epochs: int = 1,
-    lr: float = 0.001,
-    batch: int = 64,
-    model: job_pb2.Model = job_pb2.MODEL_MLP,
-    optimizer: job_pb2.Optimizer = job_pb2.OPTIMIZER_ADAM,
-    dataset: job_pb2.Dataset = job_pb2.DATASET_MNIST,
-) -> job_pb2.Hyperparameters:
-    return job_pb2.Hyperparameters(
-        epochs=epochs,
-        learning_rate=lr,
-        batch_size=batch,
-        model=model,
-        optimizer=optimizer,
-        dataset=dataset,
-        seed=seed,
-    )
 
 
 def epoch(n: int, train_loss: float, test_loss: float, accuracy: float) -> job_pb2.EpochMetrics:
@@ -135,6 +117,11 @@ def progress(
     )
     event.time.CopyFrom(at(1))
     return event
+
+
+def offline_app(client: TunerClient, clock: Clock | None = None) -> TunerApp:
+    """The dashboard at NOW (or on `clock`) that makes no call: its state is what the test feeds."""
+    return TunerApp(client, clock=clock or fixed(NOW), live=False)
 
 
 def still(pilot: Pilot[Any]) -> None:

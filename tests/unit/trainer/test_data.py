@@ -11,15 +11,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.support.stack import MNIST_FILES
 from trainer import data
 from tuner.v1 import job_pb2
 
-ARCHIVES = (
-    "train-images-idx3-ubyte.gz",
-    "train-labels-idx1-ubyte.gz",
-    "t10k-images-idx3-ubyte.gz",
-    "t10k-labels-idx1-ubyte.gz",
-)
+ARCHIVES = MNIST_FILES
 CPU = torch.device("cpu")
 
 

@@ -13,10 +13,12 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
+from tests.support.hyperparameters import mlp
 from trainer import data, models, training
 from tuner.v1 import job_pb2
 
 CPU = torch.device("cpu")
+SEED = 1
 
 
 @pytest.fixture(scope="module")
@@ -30,20 +32,6 @@ def head(dataset: data.Dataset, train: int, test: int) -> data.Dataset:
         data.Split(dataset.train.images[:train], dataset.train.labels[:train]),
         data.Split(dataset.test.images[:test], dataset.test.labels[:test]),
     )
-
-
-def hyperparameters(**overrides: int | float) -> job_pb2.Hyperparameters:
-    values: dict[str, int | float] = {
-        "epochs": 1,
-        "learning_rate": 1e-3,
-        "batch_size": 64,
-        "dataset": job_pb2.DATASET_MNIST,
-        "model": job_pb2.MODEL_MLP,
-        "optimizer": job_pb2.OPTIMIZER_ADAM,
-        "seed": 1,
-    }
-    values.update(overrides)
-    return job_pb2.Hyperparameters(**values)  # type: ignore[arg-type]
 
 
 @dataclass
@@ -80,7 +68,7 @@ def seconds(duration: object) -> float:
 def test_one_mlp_epoch_on_full_mnist_learns_and_reports(mnist: data.Dataset) -> None:
     recorder = Recorder()
     started = time.monotonic()
-    result = run(hyperparameters(), mnist, recorder, interval=0.2)
+    result = run(mlp(SEED), mnist, recorder, interval=0.2)
     wall = time.monotonic() - started
 
     assert result.test_accuracy >= 0.95
@@ -117,7 +105,7 @@ def test_one_mlp_epoch_on_full_mnist_learns_and_reports(mnist: data.Dataset) -> 
 
 def test_each_epoch_is_reported_once_and_durations_add_up(mnist: data.Dataset) -> None:
     recorder = Recorder()
-    result = run(hyperparameters(epochs=3, batch_size=128), head(mnist, 2048, 1000), recorder)
+    result = run(mlp(SEED, epochs=3, batch_size=128), head(mnist, 2048, 1000), recorder)
 
     assert [m.epoch for m in recorder.epochs] == [1, 2, 3]
     ends = [p for _, p in recorder.progress if p.step % 16 == 0]
@@ -136,9 +124,9 @@ def test_the_same_seed_gives_the_same_result(mnist: data.Dataset, model: int) ->
     cnn = model == job_pb2.MODEL_CNN
     small = head(mnist, 256 if cnn else 4096, 200 if cnn else 1000)
     epochs = 1 if cnn else 2
-    first = run(hyperparameters(model=model, epochs=epochs), small)
-    again = run(hyperparameters(model=model, epochs=epochs), small)
-    other = run(hyperparameters(model=model, epochs=epochs, seed=2), small)
+    first = run(mlp(SEED, model=model, epochs=epochs), small)
+    again = run(mlp(SEED, model=model, epochs=epochs), small)
+    other = run(mlp(2, model=model, epochs=epochs), small)
 
     assert (again.test_accuracy, again.test_loss) == (first.test_accuracy, first.test_loss)
     assert other.test_loss != first.test_loss
@@ -154,7 +142,7 @@ def test_should_stop_cancels_a_big_cnn_batch_quickly(mnist: data.Dataset) -> Non
 
     timer = threading.Timer(0.5, stop_soon)
     timer.start()
-    hp = hyperparameters(model=job_pb2.MODEL_CNN, batch_size=8192)
+    hp = mlp(SEED, model=job_pb2.MODEL_CNN, batch_size=8192)
     try:
         with pytest.raises(training.Cancelled):
             run(hp, head(mnist, 8192, 500), should_stop=stop.is_set)
@@ -168,13 +156,13 @@ def test_should_stop_cancels_a_big_cnn_batch_quickly(mnist: data.Dataset) -> Non
 def test_a_stop_before_the_first_batch_trains_nothing(mnist: data.Dataset) -> None:
     recorder = Recorder()
     with pytest.raises(training.Cancelled):
-        run(hyperparameters(), mnist, recorder, should_stop=lambda: True)
+        run(mlp(SEED), mnist, recorder, should_stop=lambda: True)
     assert recorder.progress == []
     assert recorder.epochs == []
 
 
 def test_a_huge_learning_rate_diverges(mnist: data.Dataset) -> None:
-    hp = hyperparameters(optimizer=job_pb2.OPTIMIZER_SGD, learning_rate=10.0)
+    hp = mlp(SEED, optimizer=job_pb2.OPTIMIZER_SGD, learning_rate=10.0)
     recorder = Recorder()
     with pytest.raises(training.Diverged, match="epoch 1"):
         run(hp, head(mnist, 4096, 500), recorder)
@@ -186,13 +174,13 @@ def test_a_huge_learning_rate_diverges(mnist: data.Dataset) -> None:
 )
 def test_the_other_optimizers_learn(mnist: data.Dataset, optimizer: int) -> None:
     rate = 0.05 if optimizer == job_pb2.OPTIMIZER_SGD else 1.0
-    result = run(hyperparameters(optimizer=optimizer, learning_rate=rate), head(mnist, 4096, 1000))
+    result = run(mlp(SEED, optimizer=optimizer, learning_rate=rate), head(mnist, 4096, 1000))
     assert result.test_accuracy > 0.8
 
 
 def test_the_cnn_trains_end_to_end(mnist: data.Dataset) -> None:
     recorder = Recorder()
-    result = run(hyperparameters(model=job_pb2.MODEL_CNN), head(mnist, 512, 500), recorder)
+    result = run(mlp(SEED, model=job_pb2.MODEL_CNN), head(mnist, 512, 500), recorder)
 
     assert 0 <= result.test_accuracy <= 1
     assert math.isfinite(result.test_loss)

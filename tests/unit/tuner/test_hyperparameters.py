@@ -8,14 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.support.hyperparameters import unfilled
 from tuner.core.hyperparameters import FieldError, canonical_key, job_id, normalized
 from tuner.v1 import job_pb2
-
-
-def hp(**fields: object) -> job_pb2.Hyperparameters:
-    base: dict[str, object] = {"epochs": 1, "learning_rate": 0.01, "batch_size": 64}
-    base.update(fields)
-    return job_pb2.Hyperparameters(**base)  # type: ignore[arg-type]
 
 
 def key(h: job_pb2.Hyperparameters) -> str:
@@ -23,18 +18,20 @@ def key(h: job_pb2.Hyperparameters) -> str:
 
 
 def test_defaults_are_filled_in() -> None:
-    n = normalized(hp())
+    n = normalized(unfilled())
     assert n.dataset == job_pb2.DATASET_MNIST
     assert n.model == job_pb2.MODEL_CNN
     assert n.optimizer == job_pb2.OPTIMIZER_ADAM
-    assert key(hp()) == key(
-        hp(dataset=job_pb2.DATASET_MNIST, model=job_pb2.MODEL_CNN, optimizer=job_pb2.OPTIMIZER_ADAM)
+    assert key(unfilled()) == key(
+        unfilled(
+            dataset=job_pb2.DATASET_MNIST, model=job_pb2.MODEL_CNN, optimizer=job_pb2.OPTIMIZER_ADAM
+        )
     )
 
 
 @pytest.mark.parametrize("spelling", ["0.1", "1e-1", "0.10", "1.0E-1", "0.1000000000000000000001"])
 def test_float_spelling_gives_one_key(spelling: str) -> None:
-    assert key(hp(learning_rate=float(spelling))) == key(hp(learning_rate=0.1))
+    assert key(unfilled(learning_rate=float(spelling))) == key(unfilled(learning_rate=0.1))
 
 
 def test_field_order_on_the_wire_does_not_matter() -> None:
@@ -53,7 +50,7 @@ def test_field_order_on_the_wire_does_not_matter() -> None:
 
 
 configs = st.builds(
-    lambda e, lr, bs, d, m, o, s: hp(
+    lambda e, lr, bs, d, m, o, s: unfilled(
         epochs=e, learning_rate=lr, batch_size=bs, dataset=d, model=m, optimizer=o, seed=s
     ),
     st.integers(1, 100),
@@ -100,7 +97,7 @@ def test_key_survives_a_round_trip_through_the_wire(a: job_pb2.Hyperparameters) 
 )
 def test_bad_values_name_the_field_and_the_rule(fields: dict[str, object], field: str) -> None:
     with pytest.raises(FieldError) as raised:
-        normalized(hp(**fields))
+        normalized(unfilled(**fields))
     assert raised.value.field == field
     assert str(raised.value).startswith(f"{field}: must be")
 
@@ -116,4 +113,4 @@ def test_bad_values_name_the_field_and_the_rule(fields: dict[str, object], field
     ],
 )
 def test_boundaries_are_accepted(fields: dict[str, object]) -> None:
-    normalized(hp(**fields))
+    normalized(unfilled(**fields))

@@ -1,0 +1,1 @@
+"""Sweeps: the SweepService handlers, the driver, search strategies, pruning, announcements."""

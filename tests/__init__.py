@@ -1,0 +1,1 @@
+"""The tests: unit/ mirrors the code; the other folders start real servers and processes."""

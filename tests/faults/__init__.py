@@ -1,0 +1,1 @@
+"""Faults injected into the processes of a real stack."""

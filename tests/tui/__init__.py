@@ -1,0 +1,1 @@
+"""The dashboard, with Pilot: offline with fixed state, and live against a real stack."""

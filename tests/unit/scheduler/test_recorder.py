@@ -1,0 +1,202 @@
+"""The recorder against real NATS and SecantusDB: the same record whatever order reports come in."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+
+import pytest
+from nats.aio.client import Client
+
+from scheduler.dispatch import Dispatcher
+from scheduler.fanout import replay
+from scheduler.recorder import Recorder
+from store.documents import new_job
+from store.jobs import JobStore
+from tuner.core import states, streams
+from tuner.core.hyperparameters import canonical_key, job_id, normalized
+from tuner.core.streams import QueuePolicy
+from tuner.v1 import event_pb2, job_pb2
+
+EPOCHS = 2
+
+
+@dataclass
+class Parts:
+    nc: Client
+    store: JobStore
+    dispatcher: Dispatcher
+    recorder: Recorder
+
+
+@pytest.fixture
+async def parts(nats_url: str, mongo_uri: str) -> AsyncIterator[Parts]:
+    nc = await streams.connect(nats_url, "recorder-test")
+    js = nc.jetstream()
+    await streams.ensure_streams(js, QueuePolicy())
+    store = JobStore.connect(mongo_uri, f"recorder_{uuid.uuid4().hex[:12]}")
+    await store.ensure_indexes()
+    dispatcher = Dispatcher(nc, js, store)
+    try:
+        yield Parts(nc, store, dispatcher, Recorder(js, store, dispatcher))
+    finally:
+        await store.close()
+        await nc.close()
+
+
+async def queued_job(store: JobStore) -> str:
+    hp = normalized(
+        job_pb2.Hyperparameters(
+            epochs=EPOCHS,
+            learning_rate=0.001,
+            batch_size=64,
+            model=job_pb2.MODEL_MLP,
+            seed=uuid.uuid4().int % 2**62,
+        )
+    )
+    key = canonical_key(hp)
+    assert await store.insert(new_job(job_id(key), key, hp, "ann"))
+    return job_id(key)
+
+
+def epoch(number: int) -> job_pb2.EpochMetrics:
+    return job_pb2.EpochMetrics(
+        epoch=number, train_loss=1.0 / number, test_loss=0.5 / number, test_accuracy=0.9
+    )
+
+
+def reports(jid: str, attempt: int = 1, accuracy: float = 0.97) -> list[event_pb2.JobEvent]:
+    """A whole attempt's reports, in the order a trainer sends them."""
+    out = [
+        event_pb2.JobEvent(
+            job_id=jid,
+            run=1,
+            attempt=attempt,
+            started=event_pb2.JobStarted(trainer=f"trainer-{attempt}"),
+        )
+    ]
+    out += [
+        event_pb2.JobEvent(job_id=jid, run=1, attempt=attempt, epoch_completed=epoch(n))
+        for n in range(1, EPOCHS + 1)
+    ]
+    out.append(
+        event_pb2.JobEvent(
+            job_id=jid,
+            run=1,
+            attempt=attempt,
+            epochs=[epoch(n) for n in range(1, EPOCHS + 1)],
+            succeeded=job_pb2.Result(test_accuracy=accuracy, device="cpu"),
+        )
+    )
+    return out
+
+
+async def announced(parts: Parts, jid: str) -> list[int]:
+    """The states announced for the job's run 1, in stream order."""
+    js = parts.nc.jetstream()
+    subject = streams.events_subject(jid, 1)
+    return [
+        e.state_changed.job.state
+        async for e in replay(js, subject, 0, idle=0.3)
+        if e.WhichOneof("kind") == "state_changed"
+    ]
+
+
+async def assert_succeeded_once(parts: Parts, jid: str, attempts: int = 1) -> None:
+    doc = await parts.store.get(jid)
+    assert doc is not None
+    assert states.of(doc) == states.SUCCEEDED
+    assert doc["attempts"] == attempts
+    assert [m["epoch"] for m in doc["history"]] == list(range(1, EPOCHS + 1))
+    assert doc["trainer"] == f"trainer-{attempts}"
+    ranked = await parts.store.leaderboard.count_documents({"_id": jid})
+    assert ranked == 1
+    said = await announced(parts, jid)
+    assert said.count(states.SUCCEEDED) == 1, said
+    assert said.index(states.RUNNING) < said.index(states.SUCCEEDED), said
+
+
+async def test_reports_in_order_make_one_success(parts: Parts) -> None:
+    jid = await queued_job(parts.store)
+    for event in reports(jid):
+        await parts.recorder.apply(event)
+    await assert_succeeded_once(parts, jid)
+
+
+@pytest.mark.parametrize("order", list(itertools.permutations(range(EPOCHS + 2))))
+async def test_any_order_of_reports_makes_the_same_record(
+    parts: Parts, order: Sequence[int]
+) -> None:
+    jid = await queued_job(parts.store)
+    events = reports(jid)
+    for index in order:
+        await parts.recorder.apply(events[index])
+    await assert_succeeded_once(parts, jid)
+
+
+async def test_two_replicas_recording_one_job_at_once(parts: Parts) -> None:
+    other = Recorder(parts.nc.jetstream(), parts.store, parts.dispatcher)
+    for _ in range(5):
+        jid = await queued_job(parts.store)
+        events = reports(jid)
+        await asyncio.gather(
+            *(
+                recorder.apply(event)
+                for recorder, event in zip(itertools.cycle([parts.recorder, other]), events)
+            )
+        )
+        await assert_succeeded_once(parts, jid)
+
+
+async def test_a_redelivered_success_is_recorded_and_announced_once(parts: Parts) -> None:
+    jid = await queued_job(parts.store)
+    events = reports(jid)
+    for event in [*events, events[-1], events[1]]:
+        await parts.recorder.apply(event)
+    await assert_succeeded_once(parts, jid)
+
+
+async def test_an_older_attempt_never_wins(parts: Parts) -> None:
+    jid = await queued_job(parts.store)
+    first, second = reports(jid, attempt=1, accuracy=0.5), reports(jid, attempt=2)
+    await parts.recorder.apply(first[0])
+    await parts.recorder.apply(first[1])
+    await parts.recorder.apply(second[0])  # redelivered to another trainer
+    for event in first[2:]:
+        await parts.recorder.apply(event)
+    doc = await parts.store.get(jid)
+    assert doc is not None and states.of(doc) == states.RUNNING
+    assert doc["attempts"] == 2 and doc["history"] == [], "attempt 1's epochs are not kept"
+    for event in second[1:]:
+        await parts.recorder.apply(event)
+    await assert_succeeded_once(parts, jid, attempts=2)
+    doc = await parts.store.get(jid)
+    assert doc is not None and doc["result"]["test_accuracy"] == pytest.approx(0.97)
+
+
+async def test_epochs_after_a_cancel_change_nothing(parts: Parts) -> None:
+    jid = await queued_job(parts.store)
+    events = reports(jid)
+    await parts.recorder.apply(events[0])
+    assert await parts.store.transition(jid, 1, states.CANCELLED, {"error": "by ann"})
+    for event in events[1:]:
+        await parts.recorder.apply(event)
+    doc = await parts.store.get(jid)
+    assert doc is not None and states.of(doc) == states.CANCELLED
+    assert doc["result"] is None and doc["history"] == []
+
+
+async def test_a_failure_ends_the_job_once(parts: Parts) -> None:
+    jid = await queued_job(parts.store)
+    failure = event_pb2.JobEvent(
+        job_id=jid, run=1, attempt=1, failed=event_pb2.JobFailure(reason="loss became nan")
+    )
+    for event in [failure, reports(jid)[0], failure]:
+        await parts.recorder.apply(event)
+    doc = await parts.store.get(jid)
+    assert doc is not None and states.of(doc) == states.FAILED
+    assert doc["error"] == "loss became nan"
+    assert (await announced(parts, jid)).count(states.FAILED) == 1

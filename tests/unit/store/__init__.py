@@ -1,0 +1,1 @@
+"""Unit tests of store/, against a real SecantusDB."""

@@ -1,0 +1,1 @@
+"""Unit tests of trainer/, on the real MNIST files."""

@@ -1,0 +1,1 @@
+"""Unit tests of tui/ that need no app."""

@@ -1,0 +1,1 @@
+"""Unit tests of tuner/: the shared kernel and the client side."""
