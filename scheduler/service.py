@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-import logging
+import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -26,8 +26,6 @@ if TYPE_CHECKING:
     Context = grpc.aio.ServicerContext[Any, Any]
 else:
     Context = grpc.aio.ServicerContext
-
-log = logging.getLogger(__name__)
 
 MAX_LEADERBOARD = 50
 DEFAULT_LEADERBOARD = 10
@@ -52,15 +50,21 @@ def page_token(doc: Document) -> str:
     return base64.urlsafe_b64encode(f"{millis}:{doc['_id']}".encode()).decode()
 
 
+MILLIS = re.compile(r"[0-9]{1,15}")
+
+
 def parse_page_token(token: str) -> tuple[datetime, str]:
     """Raises ValueError for anything this server did not issue."""
     try:
         millis, job = base64.urlsafe_b64decode(token.encode()).decode().split(":")
     except (binascii.Error, UnicodeError) as error:
         raise ValueError(token) from error
-    if not ID.fullmatch(job):
+    if not ID.fullmatch(job) or not MILLIS.fullmatch(millis):
         raise ValueError(token)
-    return datetime.fromtimestamp(int(millis) / 1000, UTC), job
+    try:
+        return datetime.fromtimestamp(int(millis) / 1000, UTC), job
+    except (OverflowError, OSError) as error:  # past the platform's range of times
+        raise ValueError(token) from error
 
 
 class TunerService(tuner_service_pb2_grpc.TunerServiceServicer):

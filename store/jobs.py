@@ -130,7 +130,7 @@ class JobStore:
     async def add_epoch(
         self, job_id: str, run: int, attempt: int, metrics: Document, progress: Document
     ) -> bool:
-        """Add one epoch's metrics once, in epoch order, for the current attempt of a running job."""
+        """Add one epoch once, in epoch order, to the current attempt of a running job."""
         result = await self.jobs.update_one(
             {
                 "_id": job_id,

@@ -35,7 +35,8 @@ class Config:
         """Raises ConfigError naming the variable that is wrong."""
         e = os.environ if env is None else env
         device = settings.text(e, "TUNER_DEVICE", "auto")
-        if device.split(":")[0] not in DEVICES:
+        kind, _, index = device.partition(":")
+        if kind not in DEVICES or (index and (kind != "cuda" or not index.isdigit())):
             raise settings.ConfigError(
                 f"TUNER_DEVICE: must be auto, cpu, cuda or cuda:N, got {device!r}"
             )

@@ -99,6 +99,22 @@ def draw_job(rng: random.Random, number: int) -> job_pb2.Hyperparameters:
     )
 
 
+def stream_story(events: list[event_pb2.JobEvent], attempt: int) -> str:
+    """An attempt's reports and the states recorded, with their stream sequences: evidence."""
+    parts = []
+    for e in events:
+        kind = e.WhichOneof("kind")
+        if kind == "epoch_completed" and e.attempt == attempt:
+            parts.append(f"#{e.sequence} epoch {e.epoch_completed.epoch}")
+        elif kind in ("started", "succeeded", "failed") and e.attempt == attempt:
+            parts.append(f"#{e.sequence} {kind}")
+        elif kind == "state_changed":
+            job = e.state_changed.job
+            state = job_pb2.JobState.Name(job.state).removeprefix("JOB_STATE_")
+            parts.append(f"#{e.sequence} {state} (history {[m.epoch for m in job.history]})")
+    return ", ".join(parts)
+
+
 class Timeline:
     """What happened and when, in seconds since the start: printed at once, kept for reports."""
 
@@ -569,16 +585,17 @@ class Chaos:
                 report.add(report.lost, f"{jid}: SUCCEEDED without a result")
             if doc.get("run") != 1:
                 report.add(report.doubled, f"{jid}: run {doc.get('run')}, trained as a new run")
+            run = int(doc.get("run", 1))
+            job_events = by_run.get((jid, run), [])
             epochs = [m["epoch"] for m in doc.get("history") or []]
             if state == "SUCCEEDED" and sorted(epochs) != list(range(1, hp.epochs + 1)):
                 counts = collections.Counter(epochs)
-                if any(n > 1 for n in counts.values()):
-                    report.add(report.doubled, f"{jid}: epochs recorded {epochs} (of {hp.epochs})")
-                else:
-                    report.add(report.lost, f"{jid}: epochs recorded {epochs} (of {hp.epochs})")
-
-            run = int(doc.get("run", 1))
-            job_events = by_run.get((jid, run), [])
+                kind = report.doubled if any(n > 1 for n in counts.values()) else report.lost
+                report.add(
+                    kind,
+                    f"{jid}: epochs recorded {epochs} (of {hp.epochs}); in the stream: "
+                    + stream_story(job_events, int(doc.get("attempts", 0))),
+                )
             finals = [e.state_changed.job.state for e in job_events if e.HasField("state_changed")]
             if state == "SUCCEEDED" and finals.count(SUCCEEDED) != 1:
                 names = [job_pb2.JobState.Name(s).removeprefix("JOB_STATE_") for s in finals]

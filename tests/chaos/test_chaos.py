@@ -15,7 +15,8 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from harness import Chaos, chaos_seed, env_number
+
+from tests.chaos.harness import Chaos, chaos_seed, env_number
 
 pytestmark = [pytest.mark.slow, pytest.mark.chaos, pytest.mark.timeout(1500)]
 

@@ -367,7 +367,9 @@ async def test_jobs_survive_losing_a_nats_node_and_a_trainer_mid_run(
         say(f"scheduler on {network.hosts['sched'].address}, trainers on t1 and t2: ready")
 
         tuner_streams = [
-            s for s in await retry(js.streams_info, "streams") if s.config.name.startswith("TUNER_")
+            s
+            for s in await retry(js.streams_info, "streams")
+            if str(s.config.name).startswith("TUNER_")
         ]
         assert {streams.JOBS_STREAM, streams.EVENTS_STREAM} <= {
             s.config.name for s in tuner_streams
@@ -377,7 +379,7 @@ async def test_jobs_survive_losing_a_nats_node_and_a_trainer_mid_run(
                 f"{info.config.name} keeps {info.config.num_replicas} copies, not {REPLICAS}: "
                 "the services must declare streams with TUNER_STREAM_REPLICAS"
             )
-        say(f"streams {sorted(s.config.name for s in tuner_streams)} replicated x{REPLICAS}")
+        say(f"streams {sorted(str(s.config.name) for s in tuner_streams)} replicated x{REPLICAS}")
 
         async with TunerClient(cluster.scheduler, "cluster-test", token=TOKEN) as client:
             # Across hosts, nothing broken: jobs train on both trainers.
@@ -443,7 +445,7 @@ async def test_jobs_survive_losing_a_nats_node_and_a_trainer_mid_run(
             )
 
         # Nothing lost, nothing doubled: in MongoDB ...
-        mongo: pymongo.MongoClient[dict[str, object]] = pymongo.MongoClient(
+        mongo: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(
             f"mongodb://{cluster.mongo}/?directConnection=true", serverSelectionTimeoutMS=5000
         )
         with mongo:
@@ -491,7 +493,7 @@ async def test_jobs_survive_losing_a_nats_node_and_a_trainer_mid_run(
         network.plug(cut)
 
         async def caught_up() -> None:
-            for name in (s.config.name for s in tuner_streams):
+            for name in (str(s.config.name) for s in tuner_streams):
                 info = await sjs.stream_info(name)
                 peers = info.cluster.replicas if info.cluster else None
                 assert peers and len(peers) == REPLICAS - 1, name

@@ -10,17 +10,16 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import grpc
-import pymongo
 import pytest
 from google.protobuf.descriptor import MethodDescriptor
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import tuner.v1
-from tests.support.stack import RunningStack, start_stack
+from tests.support.stack import RunningStack, mongo_client, start_stack
 from tuner.core.hyperparameters import normalized
 from tuner.v1 import job_pb2, tuner_service_pb2, tuner_service_pb2_grpc
 
@@ -71,12 +70,12 @@ def stub(idle_stack: RunningStack) -> Iterator[tuner_service_pb2_grpc.TunerServi
 
 
 def answer(  # every refusal is clear and names its field first
-    call: grpc.UnaryUnaryMultiCallable[object, object], request: object, user: str
+    call: grpc.UnaryUnaryMultiCallable[Any, Any], request: object, user: str
 ) -> None:
     try:
         call(request, metadata=(("tuner-user", user),), timeout=30)
     except grpc.RpcError as error:
-        code, details = error.code(), error.details() or ""  # type: ignore[attr-defined]
+        code, details = error.code(), error.details() or ""
         assert code in CLEAR, (code, details)
         assert details.split(": ")[0] in FIELDS, details
 
@@ -108,7 +107,7 @@ def test_get_cancel_and_watch_by_id(
         for _ in stub.WatchJob(request, metadata=(("tuner-user", "fuzz"),), timeout=3):
             pass
     except grpc.RpcError as error:
-        assert error.code() in CLEAR | {grpc.StatusCode.DEADLINE_EXCEEDED}  # type: ignore[attr-defined]
+        assert error.code() in CLEAR | {grpc.StatusCode.DEADLINE_EXCEEDED}
 
 
 @FUZZ
@@ -120,7 +119,11 @@ def test_list_and_leaderboard(
     states: list[int],
     limit: int,
 ) -> None:
-    request = tuner_service_pb2.ListJobsRequest(page_size=size, page_token=token, states=states)
+    # Arbitrary numbers where the enum goes: the server must refuse the unknown ones clearly.
+    wire_states = cast("list[job_pb2.JobState]", states)
+    request = tuner_service_pb2.ListJobsRequest(
+        page_size=size, page_token=token, states=wire_states
+    )
     answer(stub.ListJobs, request, "fuzz")
     answer(stub.GetLeaderboard, tuner_service_pb2.GetLeaderboardRequest(limit=limit), "fuzz")
 
@@ -199,7 +202,7 @@ def test_afterwards_the_services_are_up_and_the_database_holds_only_valid_jobs(
 ) -> None:
     for name, process in idle_stack.stack.processes:
         assert process.poll() is None, f"{name} died"
-    with pymongo.MongoClient(idle_stack.mongo_uri) as mongo:
+    with mongo_client(idle_stack.mongo_uri) as mongo:
         docs = list(mongo.tuner.jobs.find({}))
     assert docs, "some valid configurations were queued"
     from store.documents import hyperparameters_from

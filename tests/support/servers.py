@@ -17,6 +17,8 @@ from tuner.core import streams
 
 @dataclass
 class Nats:
+    """One connection: core NATS for plain subjects, JetStream for the streams."""
+
     nc: Client
     js: JetStreamContext
 

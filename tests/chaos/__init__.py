@@ -1,0 +1,1 @@
+"""Chaos: random faults in a whole stack with two scheduler replicas."""
