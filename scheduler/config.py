@@ -22,6 +22,7 @@ class Config:
     grace_seconds: float
     max_active_per_user: int
     nats_ca_file: str = ""
+    metrics_port: int = 0  # 0: no metrics served
     tls_cert_file: str = ""
     tls_key_file: str = ""
     # token -> user id; empty means callers name themselves, allowed on loopback only
@@ -42,6 +43,7 @@ class Config:
             grace_seconds=settings.number(e, "TUNER_GRACE_SECONDS", 5.0),
             max_active_per_user=settings.integer(e, "TUNER_MAX_ACTIVE_PER_USER", 100),
             nats_ca_file=settings.text(e, "TUNER_NATS_CA_FILE"),
+            metrics_port=settings.integer(e, "TUNER_METRICS_PORT", 0, minimum=0, maximum=65535),
             tls_cert_file=settings.text(e, "TUNER_TLS_CERT_FILE"),
             tls_key_file=settings.text(e, "TUNER_TLS_KEY_FILE"),
             tokens=load_tokens(e),

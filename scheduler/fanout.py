@@ -134,6 +134,7 @@ class Hub(Generic[M]):
         self._max_lag = max_lag
         self._newest_only = newest_only
         self._topics: dict[str, _Topic[M]] = {}
+        self.watching = 0  # calls in events() now, shared or alone
 
     async def last_sequence(self) -> int:
         """The events stream's newest sequence: after it, only new events."""
@@ -147,17 +148,21 @@ class Hub(Generic[M]):
     async def events(self, subject: str, after_sequence: int) -> AsyncIterator[M]:
         """Events on `subject` after `after_sequence`, then live ones, until the caller stops."""
         last = after_sequence
-        topic = self._join(subject)
+        self.watching += 1
         try:
-            await topic.ready.wait()
-            if not topic.failed and last >= topic.covered_after:
-                async for event in self._follow(topic, last):
-                    last = event.sequence
-                    yield event
+            topic = self._join(subject)
+            try:
+                await topic.ready.wait()
+                if not topic.failed and last >= topic.covered_after:
+                    async for event in self._follow(topic, last):
+                        last = event.sequence
+                        yield event
+            finally:
+                self._leave(subject, topic)
+            async for event in read_alone(self._js, subject, last, self._decode):
+                yield event
         finally:
-            self._leave(subject, topic)
-        async for event in read_alone(self._js, subject, last, self._decode):
-            yield event
+            self.watching -= 1
 
     def _join(self, subject: str) -> _Topic[M]:
         topic = self._topics.get(subject)

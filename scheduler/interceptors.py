@@ -17,6 +17,7 @@ from google.protobuf.message import DecodeError
 
 from scheduler.auth import AuthInterceptor, current_user
 from scheduler.calls import Context, Deserializer, Handler, wrap
+from scheduler.metrics import Metrics
 from scheduler.outages import DATABASE_OUTAGES
 from tuner.core import metadata
 from tuner.core.logs import current_request
@@ -29,9 +30,11 @@ QUIET_PREFIX = "/grpc.health.v1."  # probes ask every few seconds
 Continuation = Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]]
 
 
-def server_interceptors(tokens: Mapping[str, str]) -> list[grpc.aio.ServerInterceptor]:
+def server_interceptors(
+    tokens: Mapping[str, str], metrics: Metrics | None = None
+) -> list[grpc.aio.ServerInterceptor]:
     """Outermost first: the access line sees every answer, auth comes before anything else."""
-    return [AccessLog(), AuthInterceptor(tokens), RefuseUndecodable(), DatabaseOutage()]
+    return [AccessLog(metrics), AuthInterceptor(tokens), RefuseUndecodable(), DatabaseOutage()]
 
 
 def _header(details: grpc.HandlerCallDetails, key: str) -> str:
@@ -43,7 +46,11 @@ def _header(details: grpc.HandlerCallDetails, key: str) -> str:
 
 class AccessLog(grpc.aio.ServerInterceptor):
     """One line per call (method, user, status, milliseconds) and a request id: the client's
-    `tuner-request-id` if it is a short token, else a new one, sent back and on every log line."""
+    `tuner-request-id` if it is a short token, else a new one, sent back and on every log line.
+    Each call is also counted and timed in tuner_rpc_duration_seconds (method, code)."""
+
+    def __init__(self, metrics: Metrics | None = None) -> None:
+        self._metrics = metrics or Metrics()
 
     async def intercept_service(
         self, continuation: Continuation, details: grpc.HandlerCallDetails
@@ -53,11 +60,14 @@ class AccessLog(grpc.aio.ServerInterceptor):
             return None
         given = _header(details, metadata.REQUEST_ID)
         request_id = given if REQUEST_ID.fullmatch(given) else uuid.uuid4().hex[:16]
-        return wrap(handler, functools.partial(_logged, details.method, request_id))
+        logged = functools.partial(_logged, self._metrics, details.method, request_id)
+        return wrap(handler, logged)
 
 
 @asynccontextmanager
-async def _logged(method: str, request_id: str, context: Context) -> AsyncIterator[None]:
+async def _logged(
+    metrics: Metrics, method: str, request_id: str, context: Context
+) -> AsyncIterator[None]:
     # Not reset afterwards: each call runs in a task of its own, and its context ends with it.
     current_request.set(request_id)
     started = time.perf_counter()
@@ -73,13 +83,16 @@ async def _logged(method: str, request_id: str, context: Context) -> AsyncIterat
         raise
     finally:
         code = context.code() or outcome  # abort() and set_code() set it
+        seconds = time.perf_counter() - started
+        code_name = str(getattr(code, "name", code))
+        metrics.rpc_duration.labels(method, code_name).observe(seconds)
         access.log(
             logging.DEBUG if method.startswith(QUIET_PREFIX) else logging.INFO,
             "%s %s %s %.1fms",
             method,
             current_user.get("-"),
-            getattr(code, "name", code),
-            (time.perf_counter() - started) * 1000,
+            code_name,
+            seconds * 1000,
         )
 
 

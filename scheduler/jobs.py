@@ -7,6 +7,7 @@ import logging
 import grpc
 
 from scheduler.dispatch import Dispatcher
+from scheduler.metrics import Metrics
 from scheduler.outages import NATS_OUTAGES
 from store.documents import Document, new_job, now
 from store.jobs import JobStore
@@ -26,13 +27,29 @@ class Refused(Exception):
 
 
 class Jobs:
-    def __init__(self, store: JobStore, dispatcher: Dispatcher, max_active_per_user: int) -> None:
+    def __init__(
+        self,
+        store: JobStore,
+        dispatcher: Dispatcher,
+        max_active_per_user: int,
+        metrics: Metrics | None = None,
+    ) -> None:
         self._store = store
         self._dispatcher = dispatcher
         self._max_active = max_active_per_user
+        self._metrics = metrics or Metrics()
 
     async def submit(self, hp: job_pb2.Hyperparameters, user: str) -> tuple[Document, bool]:
         """Queue normalized hyperparameters for `user`: (the job, whether it already existed)."""
+        try:
+            doc, duplicate = await self._submit(hp, user)
+        except Refused as refused:
+            self._metrics.refused(refused.code.name.lower())
+            raise
+        self._metrics.submitted("deduplicated" if duplicate else "new")
+        return doc, duplicate
+
+    async def _submit(self, hp: job_pb2.Hyperparameters, user: str) -> tuple[Document, bool]:
         key = canonical_key(hp)
         jid = job_id(key)
         existing = await self._store.get(jid)

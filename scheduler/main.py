@@ -19,17 +19,22 @@ from nats.js import JetStreamContext
 from scheduler.advisories import GiveUps
 from scheduler.config import Config
 from scheduler.dispatch import Dispatcher
+from scheduler.fanout import EventHub
 from scheduler.interceptors import server_interceptors
 from scheduler.jobs import Jobs
+from scheduler.metrics import Metrics, Refresher
 from scheduler.outages import OUTAGES
 from scheduler.reconciler import Reconciler
 from scheduler.recorder import Recorder
 from scheduler.service import TunerService
+from scheduler.status import Status
 from scheduler.sweeps.announce import Announcer
 from scheduler.sweeps.driver import SweepDriver
 from scheduler.sweeps.service import SweepService
+from scheduler.trainers import Trainers
 from store.jobs import JobStore
 from store.sweeps import SweepStore
+from tuner.core import metrics as exporter
 from tuner.core import streams
 from tuner.core.retry import Backoff
 from tuner.core.supervise import Supervisor, until_either
@@ -44,6 +49,11 @@ MAX_MESSAGE_BYTES = 1024 * 1024
 
 async def main(config: Config) -> int:
     """Serve until SIGINT/SIGTERM (0) or until a loop cannot resume (1)."""
+    metrics = Metrics()
+    # First of all: a port in use ends the start with one line (ConfigError).
+    stop_metrics = (
+        exporter.serve(metrics.registry, config.metrics_port) if config.metrics_port else None
+    )
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -61,7 +71,7 @@ async def main(config: Config) -> int:
         await _close(nc, store)
         return 0
     dispatcher = Dispatcher(nc, js, store)
-    jobs = Jobs(store, dispatcher, config.max_active_per_user)
+    jobs = Jobs(store, dispatcher, config.max_active_per_user, metrics)
     sweeps = SweepStore(store.client, config.database)
     await sweeps.ensure_indexes()
     announcer = Announcer(js, sweeps)
@@ -70,10 +80,18 @@ async def main(config: Config) -> int:
     )
 
     server = grpc.aio.server(
-        interceptors=server_interceptors(config.tokens),
+        interceptors=server_interceptors(config.tokens, metrics),
         options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES)],
     )
-    tuner_service_pb2_grpc.add_TunerServiceServicer_to_server(TunerService(store, jobs, js), server)
+    trainers = Trainers()
+    await trainers.subscribe(nc)
+    hub = EventHub(js)
+    metrics.count_watchers(lambda: hub.watching)
+    metrics.count_trainers(trainers.count)
+    tuner_service = TunerService(
+        store, jobs, js, trainers, Status(nc, js, store, trainers), hub=hub, metrics=metrics
+    )
+    tuner_service_pb2_grpc.add_TunerServiceServicer_to_server(tuner_service, server)
     sweep_pb2_grpc.add_SweepServiceServicer_to_server(
         SweepService(sweeps, driver, announcer, js), server
     )
@@ -90,13 +108,16 @@ async def main(config: Config) -> int:
     else:
         server.add_insecure_port(config.listen)
     await server.start()
-    recorder = Recorder(js, store, dispatcher)
+    recorder = Recorder(js, store, dispatcher, metrics)
     reconciler = Reconciler(js, store, dispatcher, recorder, config.queue.ack_wait_seconds)
     supervisor = Supervisor(stopping)
     supervisor.start("the event recorder", lambda: recorder.run(stopping))
     supervisor.start("the give-ups", lambda: GiveUps(js, store, dispatcher).run(stopping))
     supervisor.start("the sweep driver", lambda: driver.run(stopping))
     supervisor.start("the reconciler", lambda: reconciler.run(stopping))
+    if stop_metrics:
+        refresher = Refresher(metrics, store, js)
+        supervisor.start("the metrics refresher", lambda: refresher.run(stopping))
     for name in ("", SERVICE_NAME, SWEEP_SERVICE_NAME):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     log.info(
@@ -116,6 +137,8 @@ async def main(config: Config) -> int:
     await server.stop(config.grace_seconds)
     await supervisor.stop(config.grace_seconds)
     await _close(nc, store)
+    if stop_metrics:
+        stop_metrics()
     log.info("scheduler stopped")
     return code
 

@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 from google.protobuf.message import DecodeError
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
 from scheduler.dispatch import Dispatcher
+from scheduler.metrics import Metrics
 from scheduler.outages import OUTAGES
 from store.documents import Document, epoch_doc, now, result_doc
 from store.jobs import JobStore
@@ -42,10 +44,17 @@ REPORTS = ("started", "epoch_completed", "succeeded", "failed")
 class Recorder:
     """The durable consumer of the event stream; acks an event only once it is recorded."""
 
-    def __init__(self, js: JetStreamContext, store: JobStore, dispatcher: Dispatcher) -> None:
+    def __init__(
+        self,
+        js: JetStreamContext,
+        store: JobStore,
+        dispatcher: Dispatcher,
+        metrics: Metrics | None = None,
+    ) -> None:
         self._js = js
         self._store = store
         self._dispatcher = dispatcher
+        self._metrics = metrics or Metrics()
 
     async def run(self, stopping: asyncio.Event) -> None:
         await consume(
@@ -69,6 +78,12 @@ class Recorder:
             )
             return
         await self.apply(event)
+        kind = event.WhichOneof("kind")
+        if kind in REPORTS:
+            self._metrics.events_recorded.labels(kind).inc()
+            if event.HasField("time"):
+                lag = time.time() - event.time.ToNanoseconds() / 1e9
+                self._metrics.recording_lag.observe(max(0.0, lag))
 
     async def apply(self, event: event_pb2.JobEvent) -> None:
         """Record one trainer report (progress is for watchers only; state_changed is ours)."""

@@ -15,6 +15,9 @@ from nats.js import JetStreamContext
 from scheduler.auth import current_user
 from scheduler.fanout import EventHub, replay
 from scheduler.jobs import Jobs, Refused
+from scheduler.metrics import Metrics
+from scheduler.status import Status
+from scheduler.trainers import Trainers
 from scheduler.validation import ID, valid_id, valid_page_size
 from store.documents import Document, job_from
 from store.jobs import JobStore
@@ -68,11 +71,23 @@ def parse_page_token(token: str) -> tuple[datetime, str]:
 
 
 class TunerService(tuner_service_pb2_grpc.TunerServiceServicer):
-    def __init__(self, store: JobStore, jobs: Jobs, js: JetStreamContext) -> None:
+    def __init__(
+        self,
+        store: JobStore,
+        jobs: Jobs,
+        js: JetStreamContext,
+        trainers: Trainers,
+        status: Status,
+        hub: EventHub | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
         self._store = store
         self._js = js
         self._jobs = jobs
-        self._hub = EventHub(js)
+        self._hub = hub or EventHub(js)
+        self._metrics = metrics or Metrics()
+        self._trainers = trainers
+        self._status = status
 
     async def _get(self, job_id: str, context: Context) -> Document:
         doc = await self._store.get(await valid_id(job_id, "job_id", context))
@@ -84,12 +99,18 @@ class TunerService(tuner_service_pb2_grpc.TunerServiceServicer):
         self, request: tuner_service_pb2.SubmitJobRequest, context: Context
     ) -> tuner_service_pb2.SubmitJobResponse:
         user = caller()
-        hp = await valid_hyperparameters(request.hyperparameters, context)
+        try:
+            hp = normalized(request.hyperparameters)
+        except FieldError as error:
+            self._metrics.refused("invalid")
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"hyperparameters.{error}")
         try:
             doc, duplicate = await self._jobs.submit(hp, user)
         except Refused as refused:
             await context.abort(refused.code, str(refused))
-        return tuner_service_pb2.SubmitJobResponse(job=job_from(doc), deduplicated=duplicate)
+        return tuner_service_pb2.SubmitJobResponse(
+            job=job_from(doc), deduplicated=duplicate, trainers_connected=self._trainers.count()
+        )
 
     async def GetJob(
         self, request: tuner_service_pb2.GetJobRequest, context: Context
@@ -188,3 +209,13 @@ class TunerService(tuner_service_pb2_grpc.TunerServiceServicer):
         after = request.after_sequence or await self._hub.last_sequence()
         async for event in self._hub.events(streams.EVENTS_SUBJECTS, after):
             yield tuner_service_pb2.WatchEventsResponse(event=event)
+
+    async def ListTrainers(
+        self, request: tuner_service_pb2.ListTrainersRequest, context: Context
+    ) -> tuner_service_pb2.ListTrainersResponse:
+        return tuner_service_pb2.ListTrainersResponse(trainers=self._trainers.live())
+
+    async def GetStatus(
+        self, request: tuner_service_pb2.GetStatusRequest, context: Context
+    ) -> tuner_service_pb2.GetStatusResponse:
+        return await self._status.gather()

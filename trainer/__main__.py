@@ -5,13 +5,19 @@ import os
 import sys
 
 from trainer.config import Config
-from trainer.main import main
-from tuner.core.env import ConfigError, log_level
+from tuner.core.env import ConfigError, log_format, log_level
 from tuner.core.logs import setup_logging
 
 try:
-    setup_logging(log_level(os.environ))
+    setup_logging(log_level(os.environ), log_format(os.environ))
     config = Config.from_env()
 except ConfigError as error:
     sys.exit(f"trainer: {error}")
-sys.exit(asyncio.run(main(config)))
+# Only now: importing torch takes seconds, and a bad setting should fail at once.
+from trainer.main import main
+
+try:
+    code = asyncio.run(main(config))
+except ConfigError as error:  # found at start: a port in use
+    sys.exit(f"trainer: {error}")
+sys.exit(code)

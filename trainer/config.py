@@ -29,6 +29,7 @@ class Config:
     progress_interval: float
     torch_threads: int  # 0: torch's default, every core
     nats_ca_file: str = ""
+    metrics_port: int = 0  # 0: no metrics served
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Config:
@@ -49,4 +50,5 @@ class Config:
             progress_interval=settings.number(e, "TUNER_PROGRESS_INTERVAL", 0.2),
             torch_threads=settings.integer(e, "TUNER_TORCH_THREADS", 0, minimum=0),
             nats_ca_file=settings.text(e, "TUNER_NATS_CA_FILE"),
+            metrics_port=settings.integer(e, "TUNER_METRICS_PORT", 0, minimum=0, maximum=65535),
         )

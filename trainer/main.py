@@ -8,8 +8,11 @@ import signal
 
 import torch
 
+from trainer.announce import Announcer
 from trainer.config import Config
+from trainer.metrics import Metrics
 from trainer.worker import Worker
+from tuner.core import metrics as exporter
 from tuner.core import streams
 from tuner.core.retry import Backoff
 from tuner.core.supervise import Supervisor, until_either
@@ -21,6 +24,11 @@ GRACE_SECONDS = 10.0
 
 async def main(config: Config) -> int:
     """Train until SIGINT/SIGTERM (0) or until the worker loop cannot resume (1)."""
+    metrics = Metrics()
+    # First of all: a port in use ends the start with one line (ConfigError).
+    stop_metrics = (
+        exporter.serve(metrics.registry, config.metrics_port) if config.metrics_port else None
+    )
     if config.torch_threads:
         # Trainers sharing a host must split its cores: oversubscribed, torch slows ~20x.
         torch.set_num_threads(config.torch_threads)
@@ -41,17 +49,22 @@ async def main(config: Config) -> int:
         except Exception as error:  # NATS up but JetStream not ready (a restart, an election)
             log.warning("waiting for JetStream: %r", error)
             await backoff.wait(stopping)
-    worker = Worker(config, nc, js)
+    worker = Worker(config, nc, js, metrics)
     await worker.listen(stopping)
     supervisor = Supervisor(stopping)
     supervisor.start("the job loop", worker.run)
     supervisor.start("the hand-back on stop", worker.hand_back)
+    announcer = Announcer(config, nc, worker)
+    supervisor.start("the announcements", lambda: announcer.run(stopping))
     await until_either(stopping, supervisor.dead)
     code = 1 if supervisor.dead.is_set() else 0
     if code:
         log.critical("trainer cannot go on (%s): stopping", supervisor.reason)
     stopping.set()
     await supervisor.stop(GRACE_SECONDS)
+    await announcer.goodbye()
     await streams.close(nc)
+    if stop_metrics:
+        stop_metrics()
     log.info("trainer %s stopped", config.name)
     return code

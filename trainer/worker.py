@@ -16,6 +16,7 @@ from nats.js import JetStreamContext
 
 from trainer.config import Config
 from trainer.data import DataCache, DatasetMissing
+from trainer.metrics import Metrics
 from trainer.training import Cancelled, Diverged, pick_device, train
 from tuner.core import streams
 from tuner.core.consume import consume
@@ -30,11 +31,15 @@ class Current:
     job_id: str
     run: int
     stop: threading.Event = field(default_factory=threading.Event)
+    progress: job_pb2.Progress | None = None  # the latest, for the trainer's announcements
 
 
 class Worker:
-    def __init__(self, config: Config, nc: Client, js: JetStreamContext) -> None:
+    def __init__(
+        self, config: Config, nc: Client, js: JetStreamContext, metrics: Metrics | None = None
+    ) -> None:
         self._config = config
+        self._metrics = metrics or Metrics()
         self._nc = nc
         self._js = js
         self._data = DataCache(config.data_dir)
@@ -42,6 +47,16 @@ class Worker:
         self._current: Current | None = None
         self._cancelled: collections.deque[tuple[str, int]] = collections.deque(maxlen=1000)
         self._stopping = asyncio.Event()
+        self.jobs_done = 0
+        self.changed = asyncio.Event()  # set when a job is taken or ends: announce it at once
+
+    @property
+    def device(self) -> str:
+        return str(self._device)
+
+    @property
+    def current(self) -> Current | None:
+        return self._current
 
     async def listen(self, stopping: asyncio.Event) -> None:
         """Hear cancellations, and stop the running job when the trainer stops."""
@@ -90,6 +105,7 @@ class Worker:
             return
         current = Current(request.job_id, request.run)
         self._current = current
+        self.changed.set()
         try:
             if (request.job_id, request.run) in self._cancelled:
                 log.info(
@@ -99,7 +115,10 @@ class Worker:
                 return
             await self._train(request, msg, current)
         finally:
+            self._metrics.busy.set(0)
             self._current = None
+            self.jobs_done += 1
+            self.changed.set()
 
     async def _train(self, request: event_pb2.TrainRequest, msg: Msg, current: Current) -> None:
         attempt = msg.metadata.num_delivered
@@ -109,13 +128,16 @@ class Worker:
         log.info("job %s run %d attempt %d: training", request.job_id, request.run, attempt)
         started = event_pb2.JobStarted(trainer=self._config.name, device=str(self._device))
         await events.publish("started", started)
+        began = self._metrics.started()
 
         def report(kind: str, message: Message) -> None:
+            if isinstance(message, job_pb2.Progress):
+                current.progress = message
             loop.call_soon_threadsafe(events.enqueue, kind, message)
 
         def work() -> job_pb2.Result:
             data = self._data.get(request.hyperparameters.dataset, self._device)
-            return train(
+            result = train(
                 request.hyperparameters,
                 data,
                 self._device,
@@ -124,6 +146,9 @@ class Worker:
                 should_stop=current.stop.is_set,
                 progress_interval=self._config.progress_interval,
             )
+            images = len(data.train.labels) * request.hyperparameters.epochs
+            self._metrics.trained(images, result.training_duration.ToTimedelta().total_seconds())
+            return result
 
         try:
             result = await asyncio.to_thread(work)
@@ -134,23 +159,31 @@ class Worker:
                 log.info(
                     "job %s run %d: handed back for another trainer", request.job_id, request.run
                 )
+                self._metrics.ended(began, "handed_back")
             else:
                 await acknowledge(msg)
                 log.info("job %s run %d: stopped", request.job_id, request.run)
+                self._metrics.ended(began, "cancelled")
             return
         except (DatasetMissing, Diverged) as error:
-            await self._end(events, msg, "failed", event_pb2.JobFailure(reason=str(error)))
+            failure = "diverged" if isinstance(error, Diverged) else "dataset_missing"
+            ended = await self._end(events, msg, "failed", event_pb2.JobFailure(reason=str(error)))
+            self._metrics.ended(began, "failed" if ended else "handed_back", failure)
             return
         except Exception as error:
             log.exception("job %s run %d: training raised", request.job_id, request.run)
             reason = f"{type(error).__name__}: {error}"
-            await self._end(events, msg, "failed", event_pb2.JobFailure(reason=reason))
+            ended = await self._end(events, msg, "failed", event_pb2.JobFailure(reason=reason))
+            self._metrics.ended(began, "failed" if ended else "handed_back", "error")
             return
         finally:
             heartbeat.cancel()
         if await self._end(events, msg, "succeeded", result):
             accuracy = result.test_accuracy
             log.info("job %s run %d: accuracy %.4f", request.job_id, request.run, accuracy)
+            self._metrics.ended(began, "succeeded")
+        else:
+            self._metrics.ended(began, "handed_back")
 
     async def _end(self, events: Events, msg: Msg, kind: str, report: Message) -> bool:
         """Publish the job's ending, then settle its message; never settle an unreported ending.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import queue
 from collections.abc import Iterable
 from typing import ClassVar
 
@@ -19,6 +20,8 @@ from tui.screens.main import MainScreen
 from tui.screens.my_jobs import MyJobsScreen
 from tui.screens.sweep_detail import SweepDetailScreen
 from tui.screens.sweeps import SweepsScreen
+from tui.screens.trainers import TrainersScreen
+from tui.widgets.status import ConnectionStatus
 from tuner.client import TunerClient
 
 
@@ -31,14 +34,47 @@ class TunerApp(App[int]):
         Binding("f2", "my_jobs", "My jobs"),
         Binding("f3", "find", "Find"),
         Binding("f5", "sweeps", "Sweeps"),
+        Binding("f6", "trainers", "Trainers"),
         Binding("ctrl+q", "quit", "Quit", priority=True),
     ]
 
-    def __init__(self, client: TunerClient, *, clock: Clock = local_now, live: bool = True) -> None:
+    def __init__(
+        self,
+        client: TunerClient,
+        *,
+        clock: Clock = local_now,
+        live: bool = True,
+        notices: queue.SimpleQueue[str] | None = None,
+    ) -> None:
+        """`notices`: lines put from any thread (`tuner up` tells its restarts), shown here."""
         super().__init__()
         self.client = client
         self.clock = clock
         self.live = live
+        self._notices = notices
+
+    def on_mount(self) -> None:
+        if self._notices is not None:
+            self.set_interval(0.5, self.show_notices)
+
+    def show_notices(self) -> None:
+        """The latest notice goes into the status line; each one, whole, into a toast."""
+        assert self._notices is not None
+        while True:
+            try:
+                notice = self._notices.get_nowait()
+            except queue.Empty:
+                return
+            for screen in self.screen_stack:
+                for status in screen.query(ConnectionStatus):
+                    status.notice(notice.splitlines()[0])
+            crashing = "not restarting" in notice
+            self.notify(
+                notice,
+                title="tuner up",
+                severity="error" if crashing else "warning",
+                timeout=30 if crashing else 10,
+            )
 
     def get_default_screen(self) -> Screen[None]:
         return MainScreen(self.client, self.clock, self.live)
@@ -50,6 +86,7 @@ class TunerApp(App[int]):
         yield SystemCommand(
             "Sweeps", "Your sweeps, their trials and the best so far", self.action_sweeps
         )
+        yield SystemCommand("Trainers", "Who trains what, and how far it is", self.action_trainers)
         if isinstance(screen, MainScreen):
             yield SystemCommand(
                 "Leaderboard: top 10 / top 50", "Show more or fewer ranks", screen.action_toggle_top
@@ -71,18 +108,29 @@ class TunerApp(App[int]):
         if not isinstance(self.screen, SweepsScreen):
             self.push_screen(SweepsScreen(self.client, self.clock, self.live))
 
+    def action_trainers(self) -> None:
+        if not isinstance(self.screen, TrainersScreen):
+            self.push_screen(TrainersScreen(self.client, self.clock, self.live))
+
     @on(OpenJob)
     def open_job(self, message: OpenJob) -> None:
         self.push_screen(JobDetailScreen(self.client, message.job, self.clock, self.live))
 
 
-def run_tui(server: str, user: str, token: str = "", ca_file: str = "") -> int:
+def run_tui(
+    server: str,
+    user: str,
+    token: str = "",
+    ca_file: str = "",
+    *,
+    notices: queue.SimpleQueue[str] | None = None,
+) -> int:
     """Runs the dashboard against the scheduler at `server` until the user quits."""
 
     async def main() -> int:
         # The gRPC channel belongs to the event loop it is made in: make it in the app's.
         async with TunerClient(server, user, token, ca_file) as client:
-            app = TunerApp(client)
+            app = TunerApp(client, notices=notices)
             await app.run_async()
             return app.return_code or 0
 

@@ -8,7 +8,7 @@ import grpc
 from textual.message import Message
 
 from tui.formatting import reason
-from tuner.v1 import event_pb2, job_pb2, sweep_pb2, tuner_service_pb2
+from tuner.v1 import event_pb2, job_pb2, sweep_pb2, trainer_pb2, tuner_service_pb2
 
 
 @dataclass
@@ -106,3 +106,10 @@ class SweepSnapshot(Message):
     """The sweep as the scheduler recorded it (from a watch, or a cancel's answer)."""
 
     sweep: sweep_pb2.Sweep
+
+
+@dataclass
+class TrainersLoaded(Message):
+    """The trainers the scheduler hears from now."""
+
+    trainers: list[trainer_pb2.TrainerStatus]

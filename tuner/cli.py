@@ -8,11 +8,12 @@ import getpass
 import os
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
 
-from tuner import sweep_cli
+from tuner import status_cli, sweep_cli, trainer_view
 from tuner.client import TunerClient
 from tuner.core import states
 from tuner.core.hyperparameters import DATASETS, MODELS, OPTIMIZERS, describe
@@ -75,8 +76,41 @@ def print_job(job: job_pb2.Job, as_json: bool) -> None:
     print(to_json(job) if as_json else summary(job))
 
 
-async def follow(client: TunerClient, job: job_pb2.Job, quiet: bool) -> job_pb2.Job:
-    """Shows a progress bar until the job ends; resumes the watch if the connection drops."""
+def queued_status(job: job_pb2.Job, trainers: int | None) -> str:
+    """The progress line's status: says so when a queued job waits for want of a trainer."""
+    text = states.name(job.state)
+    if trainer_view.waiting_for_trainer(job.state == job_pb2.JOB_STATE_QUEUED, trainers):
+        text += f" · {trainer_view.WAITING}"
+    return text
+
+
+async def count_trainers(client: TunerClient) -> int | None:
+    """None when the scheduler cannot say (an older one, or an outage)."""
+    try:
+        return len(await client.list_trainers())
+    except grpc.aio.AioRpcError:
+        return None
+
+
+TRAINER_POLL_SECONDS = 2.0
+
+
+@dataclass
+class Followed:
+    """What the progress line of a followed job shows besides its progress."""
+
+    job: job_pb2.Job
+    trainers: int | None  # connected trainers; None when not known
+
+
+async def follow(
+    client: TunerClient, job: job_pb2.Job, quiet: bool, trainers: int | None = None
+) -> job_pb2.Job:
+    """Shows a progress bar until the job ends; resumes the watch if the connection drops.
+
+    While the job is queued the trainers are counted every few seconds, so that a job
+    waiting for want of a trainer says so.
+    """
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     last_sequence = 0
@@ -87,31 +121,48 @@ async def follow(client: TunerClient, job: job_pb2.Job, quiet: bool) -> job_pb2.
         TextColumn("{task.fields[status]}"),
         TimeElapsedColumn(),
     )
-    with Progress(*columns, disable=quiet, transient=True) as bar:
-        task = bar.add_task(job.id[:12], total=None, status=states.name(job.state))
+    seen = Followed(job, trainers)
+
+    def show_state() -> None:
+        bar.update(task, status=queued_status(seen.job, seen.trainers))
+
+    async def recount() -> None:
         while True:
-            try:
-                async for response in client.watch(job.id, last_sequence):
-                    backoff.reset()
-                    if response.WhichOneof("kind") == "job":
-                        job = response.job
-                        continue
-                    event = response.event
-                    last_sequence = event.sequence
-                    kind = event.WhichOneof("kind")
-                    if kind == "progress":
-                        p = event.progress
-                        status = f"epoch {p.epoch}/{p.total_epochs} loss {p.loss:.4f}"
-                        bar.update(task, total=p.total_steps, completed=p.step, status=status)
-                    elif kind == "state_changed":
-                        job = event.state_changed.job
-                        bar.update(task, status=states.name(job.state))
-                if job.state in states.TERMINAL:
-                    return job
-            except grpc.aio.AioRpcError as error:
-                if error.code() != grpc.StatusCode.UNAVAILABLE:
-                    raise
-                await backoff.wait()
+            if seen.job.state == job_pb2.JOB_STATE_QUEUED:
+                seen.trainers = await count_trainers(client)
+                show_state()
+            await asyncio.sleep(TRAINER_POLL_SECONDS)
+
+    with Progress(*columns, disable=quiet, transient=True) as bar:
+        task = bar.add_task(job.id[:12], total=None, status=queued_status(job, trainers))
+        counting = asyncio.create_task(recount())
+        try:
+            while True:
+                try:
+                    async for response in client.watch(job.id, last_sequence):
+                        backoff.reset()
+                        if response.WhichOneof("kind") == "job":
+                            job = seen.job = response.job
+                            show_state()
+                            continue
+                        event = response.event
+                        last_sequence = event.sequence
+                        kind = event.WhichOneof("kind")
+                        if kind == "progress":
+                            p = event.progress
+                            status = f"epoch {p.epoch}/{p.total_epochs} loss {p.loss:.4f}"
+                            bar.update(task, total=p.total_steps, completed=p.step, status=status)
+                        elif kind == "state_changed":
+                            job = seen.job = event.state_changed.job
+                            show_state()
+                    if job.state in states.TERMINAL:
+                        return job
+                except grpc.aio.AioRpcError as error:
+                    if error.code() != grpc.StatusCode.UNAVAILABLE:
+                        raise
+                    await backoff.wait()
+        finally:
+            counting.cancel()
 
 
 async def submit(client: TunerClient, args: argparse.Namespace) -> int:
@@ -119,8 +170,15 @@ async def submit(client: TunerClient, args: argparse.Namespace) -> int:
     job = response.job
     if response.deduplicated:
         print(f"already submitted: {states.name(job.state)}", file=sys.stderr)
+    trainers = response.trainers_connected
+    if job.state == job_pb2.JOB_STATE_QUEUED and trainers == 0:
+        print(
+            f"warning: no trainer is connected: job {job.id} is queued and waits until one "
+            "starts (python -m trainer, or tuner up --trainers N)",
+            file=sys.stderr,
+        )
     if args.wait and job.state not in states.TERMINAL:
-        job = await follow(client, job, quiet=args.json)
+        job = await follow(client, job, quiet=args.json, trainers=trainers)
     print_job(job, args.json)
     if args.wait and job.state != job_pb2.JOB_STATE_SUCCEEDED:
         raise CommandError(f"job {job.id} {states.name(job.state)}: {job.error}")
@@ -128,7 +186,8 @@ async def submit(client: TunerClient, args: argparse.Namespace) -> int:
 
 
 async def watch(client: TunerClient, args: argparse.Namespace) -> int:
-    job = await follow(client, await client.get(args.job_id), quiet=args.json)
+    job = await client.get(args.job_id)
+    job = await follow(client, job, quiet=args.json, trainers=await count_trainers(client))
     print_job(job, args.json)
     return 0 if job.state == job_pb2.JOB_STATE_SUCCEEDED else 1
 
@@ -233,6 +292,7 @@ def parser() -> argparse.ArgumentParser:
     p = commands.add_parser("cancel", parents=[client], help="cancel one of your jobs")
     p.add_argument("job_id")
     sweep_cli.add_parser(commands, [client, json])
+    status_cli.add_parsers(commands, [client, json])
     return root
 
 
@@ -240,6 +300,8 @@ async def run_client(args: argparse.Namespace) -> int:
     async with TunerClient(args.server, args.user, args.token, args.tls_ca) as client:
         if args.command == "sweep":
             command = sweep_cli.COMMANDS[args.sweep_command]
+        elif args.command in status_cli.COMMANDS:
+            command = status_cli.COMMANDS[args.command]
         else:
             command = COMMANDS[args.command]
         result: int = await command(client, args)

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, TypeVar, cast
 
 import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from tuner.core import metadata
 from tuner.v1 import (
@@ -14,6 +15,7 @@ from tuner.v1 import (
     job_pb2,
     sweep_pb2,
     sweep_pb2_grpc,
+    trainer_pb2,
     tuner_service_pb2,
     tuner_service_pb2_grpc,
 )
@@ -40,6 +42,7 @@ class TunerClient:
             self._channel = grpc.aio.insecure_channel(server)
         self._stub = tuner_service_pb2_grpc.TunerServiceStub(self._channel)
         self._sweeps = sweep_pb2_grpc.SweepServiceStub(self._channel)
+        self._health = health_pb2_grpc.HealthStub(self._channel)
         headers = [(metadata.USER, user)]
         if token:
             headers.append((metadata.AUTHORIZATION, f"Bearer {token}"))
@@ -104,6 +107,22 @@ class TunerClient:
         request = tuner_service_pb2.WatchEventsRequest(after_sequence=after_sequence)
         call = self._stub.WatchEvents(request, metadata=self._metadata)
         return _stream(call, lambda response: response.event)
+
+    async def list_trainers(self) -> builtins.list[trainer_pb2.TrainerStatus]:
+        """The trainers the scheduler hears from now, by name."""
+        request = tuner_service_pb2.ListTrainersRequest()
+        response = await self._stub.ListTrainers(request, metadata=self._metadata)
+        return builtins.list(response.trainers)
+
+    async def status(self, timeout: float = 10.0) -> tuner_service_pb2.GetStatusResponse:
+        """What the scheduler reaches and how much work waits."""
+        request = tuner_service_pb2.GetStatusRequest()
+        return await self._stub.GetStatus(request, metadata=self._metadata, timeout=timeout)
+
+    async def health(self, timeout: float = 5.0) -> str:
+        """The scheduler's grpc.health.v1 status name ("SERVING", "NOT_SERVING", ...)."""
+        response = await self._health.Check(health_pb2.HealthCheckRequest(), timeout=timeout)
+        return str(health_pb2.HealthCheckResponse.ServingStatus.Name(response.status))
 
     async def create_sweep(self, spec: sweep_pb2.SweepSpec) -> sweep_pb2.Sweep:
         request = sweep_pb2.CreateSweepRequest(spec=spec)

@@ -116,6 +116,7 @@ async def jetstream(relays: list[str]) -> AsyncIterator[tuple[Client, JetStreamC
 
     nc = await nats.connect(
         [f"nats://{r}" for r in relays],
+        name="cluster-test",  # in /connz, beside the services
         ping_interval=2,
         max_outstanding_pings=2,
         max_reconnect_attempts=-1,

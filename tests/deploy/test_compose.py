@@ -115,3 +115,9 @@ def test_gpu_trainers_reserve_nvidia_gpus_and_use_cuda_torch() -> None:
     devices = gpu["deploy"]["resources"]["reservations"]["devices"]
     assert devices[0]["driver"] == "nvidia" and "gpu" in devices[0]["capabilities"]
     assert "/whl/cu" in gpu["build"]["args"]["TORCH_INDEX"]
+
+
+def test_the_scheduler_and_the_trainers_serve_metrics_on_the_compose_network() -> None:
+    for name in ("scheduler", "trainer"):
+        assert environment(name)["TUNER_METRICS_PORT"] == "${TUNER_METRICS_PORT:-9100}", name
+    assert files.env_example()["TUNER_METRICS_PORT"] == "9100"

@@ -140,3 +140,18 @@ def test_images_are_the_ones_compose_builds_at_the_project_version() -> None:
     }
     ours = {c["image"] for w in workloads() for c in files.containers(w) if "tuner-" in c["image"]}
     assert ours == built
+
+
+def test_the_scheduler_and_the_trainers_serve_metrics_where_their_pods_say() -> None:
+    port = int(files.manifest("ConfigMap", "tuner-config")["data"]["TUNER_METRICS_PORT"])
+    assert port > 0
+    for name in ("scheduler", "trainer", "trainer-gpu"):
+        workload = files.manifest("Deployment", name)
+        assert workload["spec"]["template"]["metadata"]["annotations"] == {
+            "prometheus.io/scrape": "true",
+            "prometheus.io/port": str(port),
+            "prometheus.io/path": "/metrics",
+        }, name
+        (container,) = files.containers(workload)
+        assert {p["name"]: p["containerPort"] for p in container["ports"]}["metrics"] == port
+        assert {"configMapRef": {"name": "tuner-config"}} in container["envFrom"], name

@@ -25,6 +25,8 @@ CLIENT = (
     "tuner.stack",
     "tuner.sweep_cli",
     "tuner.sweep_spec",
+    "tuner.status_cli",
+    "tuner.trainer_view",
     "tui",
 )
 TORCH = ("torch", "torchvision")

@@ -25,6 +25,7 @@ from tui.messages import (
     LeaderboardLoaded,
     ProgressReceived,
     RequestFailed,
+    TrainersLoaded,
     event_message,
 )
 from tui.widgets.form import HyperparameterForm
@@ -40,6 +41,7 @@ from tuner.v1 import event_pb2, job_pb2
 SHORT_TOP = 10
 LONG_TOP = 50
 LIST_PAGE = 100
+TRAINERS_POLL_S = 2.0
 REMEMBERED = 1000  # board keys kept; far more than a submit answer can lag behind its event
 
 
@@ -84,6 +86,8 @@ class MainScreen(Screen[None]):
         self.query_one("#epochs").focus()
         if self._live:
             self.follow_events()
+            self.load_trainers()
+            self.set_interval(TRAINERS_POLL_S, self.load_trainers)
 
     # Workers: each talks to the scheduler and posts what it got.
 
@@ -112,6 +116,14 @@ class MainScreen(Screen[None]):
             delay = backoff.next()
             self.post_message(ConnectionLost(why, delay))
             await asyncio.sleep(delay)
+
+    @work(exclusive=True, group="trainers")
+    async def load_trainers(self) -> None:
+        """The trainer count of the status line; quiet on failure (the events worker tells)."""
+        try:
+            self.post_message(TrainersLoaded(await self._client.list_trainers()))
+        except grpc.aio.AioRpcError:
+            return
 
     @work(exclusive=True, group="leaderboard")
     async def load_leaderboard(self) -> None:
@@ -155,6 +167,12 @@ class MainScreen(Screen[None]):
                 severity="error",
             )
         self._lost = True
+
+    @on(TrainersLoaded)
+    def _trainers_loaded(self, message: TrainersLoaded) -> None:
+        count = len(message.trainers)
+        self.query_one(ConnectionStatus).trainers(count)
+        self.query_one(RunningJobs).set_trainers(count)
 
     @on(ActiveJobsLoaded)
     def _active_loaded(self, message: ActiveJobsLoaded) -> None:

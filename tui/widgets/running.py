@@ -14,6 +14,7 @@ from tui.clock import Clock
 from tui.jobs import supersedes
 from tui.messages import OpenJob
 from tuner.core import states
+from tuner.trainer_view import WAITING, waiting_for_trainer
 from tuner.v1 import event_pb2, job_pb2
 
 SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
@@ -36,12 +37,14 @@ class RunningRow(ListItem):
         self._first_seen = clock()
         self._shown: dict[str, str] = {}
         self._composed = False
+        self.trainers: int | None = None  # connected trainers; None: not known
 
     def compose(self) -> ComposeResult:
         with Horizontal():
             yield Label("", classes="spinner")
             yield Label(formatting.short(self.job.hyperparameters), classes="name")
             yield ProgressBar(total=100, show_eta=False)
+            yield Label(WAITING, classes="waiting")
             yield Label("", classes="epoch")
             yield Label("", classes="loss")
             yield Label("", classes="elapsed")
@@ -80,6 +83,16 @@ class RunningRow(ListItem):
             m.epoch == event.epoch_completed.epoch for m in self.job.history
         ):
             self.job.history.append(event.epoch_completed)
+            self.show()
+
+    @property
+    def waiting(self) -> bool:
+        """Queued while no trainer is connected: it will not start until one is."""
+        return waiting_for_trainer(self.job.state == job_pb2.JOB_STATE_QUEUED, self.trainers)
+
+    def set_trainers(self, count: int | None) -> None:
+        if count != self.trainers:
+            self.trainers = count
             self.show()
 
     @property
@@ -124,6 +137,7 @@ class RunningRow(ListItem):
         self._put("loss", self._loss())
         self.set_class(self.running, "-running")
         self.set_class(not self.running, "-queued")
+        self.set_class(self.waiting, "-waiting")
         self.tick()
 
     def tick(self) -> None:
@@ -164,6 +178,9 @@ class RunningJobs(Vertical):
     RunningJobs .name { width: 30; text-wrap: nowrap; text-overflow: ellipsis; }
     RunningJobs ProgressBar, RunningJobs .bar-title { width: 1fr; min-width: 8; margin-left: 1; }
     RunningJobs ProgressBar Bar { width: 1fr; }
+    RunningJobs .waiting { display: none; width: 1fr; min-width: 8; margin-left: 1; }
+    RunningRow.-waiting ProgressBar { display: none; }
+    RunningRow.-waiting .waiting { display: block; }
     RunningJobs .epoch { width: 6; text-align: right; }
     RunningJobs .loss { width: 8; text-align: right; }
     RunningJobs .elapsed { width: 8; text-align: right; }
@@ -180,6 +197,7 @@ class RunningJobs(Vertical):
         self._clock = clock
         self._user = user
         self._rows: dict[str, RunningRow] = {}
+        self._trainers: int | None = None
 
     def compose(self) -> ComposeResult:
         with Horizontal(classes="columns"):
@@ -213,6 +231,7 @@ class RunningJobs(Vertical):
             row.update_job(job)
         else:
             row = self._rows[job.id] = RunningRow(job, self._clock)
+            row.trainers = self._trainers
             self.query_one(ListView).insert(0, [row])
             self.call_after_refresh(self._highlight_one)
         self.set_class(not self._rows, "-empty")
@@ -233,6 +252,12 @@ class RunningJobs(Vertical):
         for job in reversed(jobs):  # listed newest first; each new row goes on top
             self.upsert(job)
         self.set_class(not self._rows, "-empty")
+
+    def set_trainers(self, count: int | None) -> None:
+        """How many trainers are connected: a queued row says when it waits for one."""
+        self._trainers = count
+        for row in self._rows.values():
+            row.set_trainers(count)
 
     def progress(self, event: event_pb2.JobEvent) -> None:
         if (row := self._rows.get(event.job_id)) is not None:

@@ -20,12 +20,32 @@ class ConnectionStatus(Static):
     def __init__(self, server: str, user: str) -> None:
         super().__init__(markup=False)
         self._where = f"tuner · {user} @ {server}"
+        self._text = ""
+        self._notice = ""
+        self._trainers = ""
         self.connecting()
 
     def _state(self, state: str, text: str) -> None:
         for name in ("-connecting", "-online", "-offline"):
             self.set_class(name == state, name)
-        self.update(f"{self._where} · {text}")
+        self._text = text
+        self._show()
+
+    def _show(self) -> None:
+        notice = f" · {self._notice}" if self._notice else ""
+        trainers = f" · {self._trainers}" if self._trainers and self.is_online else ""
+        self.update(f"{self._where} · {self._text}{trainers}{notice}")
+
+    def trainers(self, count: int) -> None:
+        """How many trainers the scheduler hears from, shown while it answers."""
+        self._trainers = "no trainer connected" if count == 0 else f"trainers {count}"
+        self.set_class(count == 0, "-no-trainers")
+        self._show()
+
+    def notice(self, text: str) -> None:
+        """The stack's latest notice (a restart `tuner up` made), after the connection's state."""
+        self._notice = text
+        self._show()
 
     def connecting(self) -> None:
         self._state("-connecting", "connecting…")

@@ -62,3 +62,11 @@ def log_level(env: Mapping[str, str]) -> int:
     if name not in LOG_LEVELS:
         raise ConfigError(f"TUNER_LOG_LEVEL: must be one of {', '.join(LOG_LEVELS)}, got {name!r}")
     return logging.getLevelName(name)  # type: ignore[no-any-return]
+
+
+LOG_FORMATS = ("text", "json")
+
+
+def log_format(env: Mapping[str, str]) -> str:
+    """TUNER_LOG_FORMAT: `text` (default) or `json`, one object a line."""
+    return choice(env, "TUNER_LOG_FORMAT", "text", LOG_FORMATS)

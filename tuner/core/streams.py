@@ -39,6 +39,12 @@ SWEEPS_SUBJECTS = "tuner.sweeps.>"
 
 CANCEL_SUBJECTS = "tuner.cancel.*"
 
+# Trainers announce themselves on core NATS (soft state, no stream): every
+# TRAINER_ANNOUNCE_SECONDS, and a trainer silent for TRAINER_SILENCE_SECONDS is gone.
+TRAINERS_SUBJECTS = "tuner.trainers.*"
+TRAINER_ANNOUNCE_SECONDS = 2.0
+TRAINER_SILENCE_SECONDS = 3 * TRAINER_ANNOUNCE_SECONDS
+
 # JetStream announces a job that used up its deliveries here; a stream keeps the notices
 # so that none is missed while the scheduler is down.
 ADVISORIES_STREAM = "TUNER_ADVISORIES"
@@ -61,6 +67,12 @@ def sweep_subject(sweep_id: str) -> str:
 
 def cancel_subject(job_id: str) -> str:
     return f"tuner.cancel.{job_id}"
+
+
+def trainer_subject(name: str) -> str:
+    """One subject token for the trainer's name: what NATS reserves becomes '_'."""
+    token = "".join("_" if c in ".*> \t\r\n" else c for c in name) or "_"
+    return f"tuner.trainers.{token}"
 
 
 @dataclass(frozen=True)

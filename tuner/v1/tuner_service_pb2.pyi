@@ -1,5 +1,6 @@
 from tuner.v1 import event_pb2 as _event_pb2
 from tuner.v1 import job_pb2 as _job_pb2
+from tuner.v1 import trainer_pb2 as _trainer_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -15,12 +16,14 @@ class SubmitJobRequest(_message.Message):
     def __init__(self, hyperparameters: _Optional[_Union[_job_pb2.Hyperparameters, _Mapping]] = ...) -> None: ...
 
 class SubmitJobResponse(_message.Message):
-    __slots__ = ("job", "deduplicated")
+    __slots__ = ("job", "deduplicated", "trainers_connected")
     JOB_FIELD_NUMBER: _ClassVar[int]
     DEDUPLICATED_FIELD_NUMBER: _ClassVar[int]
+    TRAINERS_CONNECTED_FIELD_NUMBER: _ClassVar[int]
     job: _job_pb2.Job
     deduplicated: bool
-    def __init__(self, job: _Optional[_Union[_job_pb2.Job, _Mapping]] = ..., deduplicated: _Optional[bool] = ...) -> None: ...
+    trainers_connected: int
+    def __init__(self, job: _Optional[_Union[_job_pb2.Job, _Mapping]] = ..., deduplicated: _Optional[bool] = ..., trainers_connected: _Optional[int] = ...) -> None: ...
 
 class GetJobRequest(_message.Message):
     __slots__ = ("job_id",)
@@ -115,3 +118,75 @@ class WatchEventsResponse(_message.Message):
     EVENT_FIELD_NUMBER: _ClassVar[int]
     event: _event_pb2.JobEvent
     def __init__(self, event: _Optional[_Union[_event_pb2.JobEvent, _Mapping]] = ...) -> None: ...
+
+class ListTrainersRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListTrainersResponse(_message.Message):
+    __slots__ = ("trainers",)
+    TRAINERS_FIELD_NUMBER: _ClassVar[int]
+    trainers: _containers.RepeatedCompositeFieldContainer[_trainer_pb2.TrainerStatus]
+    def __init__(self, trainers: _Optional[_Iterable[_Union[_trainer_pb2.TrainerStatus, _Mapping]]] = ...) -> None: ...
+
+class GetStatusRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ComponentStatus(_message.Message):
+    __slots__ = ("name", "reachable", "detail")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    REACHABLE_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    reachable: bool
+    detail: str
+    def __init__(self, name: _Optional[str] = ..., reachable: _Optional[bool] = ..., detail: _Optional[str] = ...) -> None: ...
+
+class StreamStatus(_message.Message):
+    __slots__ = ("name", "messages")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    MESSAGES_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    messages: int
+    def __init__(self, name: _Optional[str] = ..., messages: _Optional[int] = ...) -> None: ...
+
+class ConsumerStatus(_message.Message):
+    __slots__ = ("stream", "name", "pending", "ack_pending", "redelivered")
+    STREAM_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    PENDING_FIELD_NUMBER: _ClassVar[int]
+    ACK_PENDING_FIELD_NUMBER: _ClassVar[int]
+    REDELIVERED_FIELD_NUMBER: _ClassVar[int]
+    stream: str
+    name: str
+    pending: int
+    ack_pending: int
+    redelivered: int
+    def __init__(self, stream: _Optional[str] = ..., name: _Optional[str] = ..., pending: _Optional[int] = ..., ack_pending: _Optional[int] = ..., redelivered: _Optional[int] = ...) -> None: ...
+
+class JobStateCount(_message.Message):
+    __slots__ = ("state", "count", "at_least")
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    AT_LEAST_FIELD_NUMBER: _ClassVar[int]
+    state: _job_pb2.JobState
+    count: int
+    at_least: bool
+    def __init__(self, state: _Optional[_Union[_job_pb2.JobState, str]] = ..., count: _Optional[int] = ..., at_least: _Optional[bool] = ...) -> None: ...
+
+class GetStatusResponse(_message.Message):
+    __slots__ = ("components", "jobs_stream", "trainers_consumer", "scheduler_consumer", "trainers", "jobs")
+    COMPONENTS_FIELD_NUMBER: _ClassVar[int]
+    JOBS_STREAM_FIELD_NUMBER: _ClassVar[int]
+    TRAINERS_CONSUMER_FIELD_NUMBER: _ClassVar[int]
+    SCHEDULER_CONSUMER_FIELD_NUMBER: _ClassVar[int]
+    TRAINERS_FIELD_NUMBER: _ClassVar[int]
+    JOBS_FIELD_NUMBER: _ClassVar[int]
+    components: _containers.RepeatedCompositeFieldContainer[ComponentStatus]
+    jobs_stream: StreamStatus
+    trainers_consumer: ConsumerStatus
+    scheduler_consumer: ConsumerStatus
+    trainers: _containers.RepeatedCompositeFieldContainer[_trainer_pb2.TrainerStatus]
+    jobs: _containers.RepeatedCompositeFieldContainer[JobStateCount]
+    def __init__(self, components: _Optional[_Iterable[_Union[ComponentStatus, _Mapping]]] = ..., jobs_stream: _Optional[_Union[StreamStatus, _Mapping]] = ..., trainers_consumer: _Optional[_Union[ConsumerStatus, _Mapping]] = ..., scheduler_consumer: _Optional[_Union[ConsumerStatus, _Mapping]] = ..., trainers: _Optional[_Iterable[_Union[_trainer_pb2.TrainerStatus, _Mapping]]] = ..., jobs: _Optional[_Iterable[_Union[JobStateCount, _Mapping]]] = ...) -> None: ...

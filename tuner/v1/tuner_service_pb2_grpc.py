@@ -75,6 +75,16 @@ class TunerServiceStub:
                 request_serializer=tuner_dot_v1_dot_tuner__service__pb2.WatchEventsRequest.SerializeToString,
                 response_deserializer=tuner_dot_v1_dot_tuner__service__pb2.WatchEventsResponse.FromString,
                 _registered_method=True)
+        self.ListTrainers = channel.unary_unary(
+                '/tuner.v1.TunerService/ListTrainers',
+                request_serializer=tuner_dot_v1_dot_tuner__service__pb2.ListTrainersRequest.SerializeToString,
+                response_deserializer=tuner_dot_v1_dot_tuner__service__pb2.ListTrainersResponse.FromString,
+                _registered_method=True)
+        self.GetStatus = channel.unary_unary(
+                '/tuner.v1.TunerService/GetStatus',
+                request_serializer=tuner_dot_v1_dot_tuner__service__pb2.GetStatusRequest.SerializeToString,
+                response_deserializer=tuner_dot_v1_dot_tuner__service__pb2.GetStatusResponse.FromString,
+                _registered_method=True)
 
 
 class TunerServiceServicer:
@@ -135,6 +145,20 @@ class TunerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListTrainers(self, request, context):
+        """The trainers this scheduler hears from now, by name.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetStatus(self, request, context):
+        """What the scheduler can reach and how much work waits: for people and probes.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TunerServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -177,6 +201,16 @@ def add_TunerServiceServicer_to_server(servicer, server):
                     servicer.WatchEvents,
                     request_deserializer=tuner_dot_v1_dot_tuner__service__pb2.WatchEventsRequest.FromString,
                     response_serializer=tuner_dot_v1_dot_tuner__service__pb2.WatchEventsResponse.SerializeToString,
+            ),
+            'ListTrainers': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListTrainers,
+                    request_deserializer=tuner_dot_v1_dot_tuner__service__pb2.ListTrainersRequest.FromString,
+                    response_serializer=tuner_dot_v1_dot_tuner__service__pb2.ListTrainersResponse.SerializeToString,
+            ),
+            'GetStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetStatus,
+                    request_deserializer=tuner_dot_v1_dot_tuner__service__pb2.GetStatusRequest.FromString,
+                    response_serializer=tuner_dot_v1_dot_tuner__service__pb2.GetStatusResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -396,6 +430,60 @@ class TunerService:
             '/tuner.v1.TunerService/WatchEvents',
             tuner_dot_v1_dot_tuner__service__pb2.WatchEventsRequest.SerializeToString,
             tuner_dot_v1_dot_tuner__service__pb2.WatchEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListTrainers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tuner.v1.TunerService/ListTrainers',
+            tuner_dot_v1_dot_tuner__service__pb2.ListTrainersRequest.SerializeToString,
+            tuner_dot_v1_dot_tuner__service__pb2.ListTrainersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tuner.v1.TunerService/GetStatus',
+            tuner_dot_v1_dot_tuner__service__pb2.GetStatusRequest.SerializeToString,
+            tuner_dot_v1_dot_tuner__service__pb2.GetStatusResponse.FromString,
             options,
             channel_credentials,
             insecure,

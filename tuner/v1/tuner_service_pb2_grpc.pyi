@@ -47,6 +47,10 @@ class TunerServiceStub:
     """The job as it is now, then its events until it reaches a final state."""
     WatchEvents: _grpc.UnaryStreamMultiCallable[_tuner_service_pb2.WatchEventsRequest, _tuner_service_pb2.WatchEventsResponse]
     """Every job's events as they happen: a feed for dashboards."""
+    ListTrainers: _grpc.UnaryUnaryMultiCallable[_tuner_service_pb2.ListTrainersRequest, _tuner_service_pb2.ListTrainersResponse]
+    """The trainers this scheduler hears from now, by name."""
+    GetStatus: _grpc.UnaryUnaryMultiCallable[_tuner_service_pb2.GetStatusRequest, _tuner_service_pb2.GetStatusResponse]
+    """What the scheduler can reach and how much work waits: for people and probes."""
 
 @_typing.type_check_only
 class TunerServiceAsyncStub(TunerServiceStub):
@@ -67,6 +71,10 @@ class TunerServiceAsyncStub(TunerServiceStub):
     """The job as it is now, then its events until it reaches a final state."""
     WatchEvents: _aio.UnaryStreamMultiCallable[_tuner_service_pb2.WatchEventsRequest, _tuner_service_pb2.WatchEventsResponse]  # type: ignore[assignment]
     """Every job's events as they happen: a feed for dashboards."""
+    ListTrainers: _aio.UnaryUnaryMultiCallable[_tuner_service_pb2.ListTrainersRequest, _tuner_service_pb2.ListTrainersResponse]  # type: ignore[assignment]
+    """The trainers this scheduler hears from now, by name."""
+    GetStatus: _aio.UnaryUnaryMultiCallable[_tuner_service_pb2.GetStatusRequest, _tuner_service_pb2.GetStatusResponse]  # type: ignore[assignment]
+    """What the scheduler can reach and how much work waits: for people and probes."""
 
 class TunerServiceServicer(metaclass=_abc_1.ABCMeta):
     """The client-facing API of the scheduler for jobs; sweeps have SweepService."""
@@ -132,5 +140,21 @@ class TunerServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_tuner_service_pb2.WatchEventsResponse], _abc.AsyncIterator[_tuner_service_pb2.WatchEventsResponse]]:
         """Every job's events as they happen: a feed for dashboards."""
+
+    @_abc_1.abstractmethod
+    def ListTrainers(
+        self,
+        request: _tuner_service_pb2.ListTrainersRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_tuner_service_pb2.ListTrainersResponse, _abc.Awaitable[_tuner_service_pb2.ListTrainersResponse]]:
+        """The trainers this scheduler hears from now, by name."""
+
+    @_abc_1.abstractmethod
+    def GetStatus(
+        self,
+        request: _tuner_service_pb2.GetStatusRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_tuner_service_pb2.GetStatusResponse, _abc.Awaitable[_tuner_service_pb2.GetStatusResponse]]:
+        """What the scheduler can reach and how much work waits: for people and probes."""
 
 def add_TunerServiceServicer_to_server(servicer: TunerServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -112,6 +112,12 @@ LEVELS = "DEBUG, INFO, WARNING, ERROR, CRITICAL"
             f"scheduler: TUNER_LOG_LEVEL: must be one of {LEVELS}, got 'LOUD'",
             id="TUNER_LOG_LEVEL=LOUD",
         ),
+        pytest.param(
+            "TUNER_METRICS_PORT",
+            "70000",
+            "scheduler: TUNER_METRICS_PORT: must be between 0 and 65535, got 70000",
+            id="TUNER_METRICS_PORT=70000",
+        ),
     ],
 )
 def test_python_m_scheduler_says_what_is_wrong_in_one_line(

@@ -142,3 +142,13 @@ async def test_listing_pages_through_one_owners_jobs(store: JobStore) -> None:
     times = [d["create_time"] for d in [await store.get(j) for j in seen] if d]
     assert times == sorted(times, reverse=True)
     assert await store.list_owned("alice", [RUNNING], 10, None) == []
+
+
+async def test_jobs_in_a_state_are_counted_up_to_a_limit(store: JobStore) -> None:
+    for seed in range(300, 304):
+        await store.insert(job_doc(seed))
+    assert await store.transition(str(job_doc(300)["_id"]), 1, RUNNING, {"attempts": 1}, attempt=0)
+    assert await store.count_in_state(QUEUED, 10) == 3
+    assert await store.count_in_state(QUEUED, 2) == 2
+    assert await store.count_in_state(RUNNING, 10) == 1
+    assert await store.count_in_state(SUCCEEDED, 10) == 0

@@ -84,6 +84,12 @@ def test_a_bad_variable_is_named_with_its_rule(env: dict[str, str], message: str
             "got 'LOUD'",
             id="TUNER_LOG_LEVEL=LOUD",
         ),
+        pytest.param(
+            "TUNER_METRICS_PORT",
+            "70000",
+            "trainer: TUNER_METRICS_PORT: must be between 0 and 65535, got 70000",
+            id="TUNER_METRICS_PORT=70000",
+        ),
     ],
 )
 def test_python_m_trainer_says_what_is_wrong_in_one_line(

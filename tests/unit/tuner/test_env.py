@@ -70,5 +70,13 @@ def test_log_level() -> None:
     )
 
 
+def test_log_format() -> None:
+    assert env.log_format({}) == "text"
+    assert env.log_format({"TUNER_LOG_FORMAT": " json "}) == "json"
+    assert refusal(lambda: env.log_format({"TUNER_LOG_FORMAT": "xml"})) == (
+        "TUNER_LOG_FORMAT: must be one of text, json, got 'xml'"
+    )
+
+
 def test_a_config_error_is_a_value_error() -> None:
     assert issubclass(ConfigError, ValueError)
