@@ -22,6 +22,8 @@ class Dispatcher:
         self._nc = nc
         self._js = js
         self._store = store
+        # (job, run) whose latest announcement NATS did not take; see announce_missed.
+        self._unannounced: set[tuple[str, int]] = set()
 
     async def dispatch(self, doc: Document) -> None:
         """Queue the job's current run for a trainer; the message id makes a retry harmless."""
@@ -49,18 +51,32 @@ class Dispatcher:
         )
         event.time.FromDatetime(now())
         state = doc["state"]
-        await self._js.publish(
-            streams.events_subject(job.id, job.run),
-            event.SerializeToString(),
-            stream=streams.EVENTS_STREAM,
-            headers={"Nats-Msg-Id": f"{job.id}.{job.run}.{job.attempts}.{state}"},
-        )
+        try:
+            await self._js.publish(
+                streams.events_subject(job.id, job.run),
+                event.SerializeToString(),
+                stream=streams.EVENTS_STREAM,
+                headers={"Nats-Msg-Id": f"{job.id}.{job.run}.{job.attempts}.{state}"},
+            )
+        except Exception:
+            self._unannounced.add((job.id, job.run))
+            raise
+        self._unannounced.discard((job.id, job.run))
+
+    async def announce_missed(self) -> None:
+        """Announce again, as stored now, each job whose last announcement failed."""
+        for job_id, run in sorted(self._unannounced):
+            doc = await self._store.get(job_id)
+            if doc is None or doc["run"] != run:
+                self._unannounced.discard((job_id, run))
+                continue
+            await self.announce(doc)
 
     async def withdraw(self, doc: Document) -> None:
-        """Take a cancelled job off the queue and tell a trainer that may hold it to stop."""
-        if doc.get("dispatch_sequence"):
-            # Fails when a trainer took it already: the notice below stops that trainer.
-            with contextlib.suppress(APIError):
-                await self._js.delete_msg(streams.JOBS_STREAM, doc["dispatch_sequence"])
+        """Tell a trainer that may hold a cancelled job to stop, and take it off the queue."""
         notice = event_pb2.JobCancellation(job_id=doc["_id"], run=doc["run"])
         await self._nc.publish(streams.cancel_subject(doc["_id"]), notice.SerializeToString())
+        if doc.get("dispatch_sequence"):
+            # Fails when a trainer took it already: the notice above stops that trainer.
+            with contextlib.suppress(APIError):
+                await self._js.delete_msg(streams.JOBS_STREAM, doc["dispatch_sequence"])

@@ -100,10 +100,11 @@ class Jobs:
             raise Refused(grpc.StatusCode.ABORTED, "the job kept changing; try again")
         doc = await self._store.get(doc["_id"]) or doc
         log.info("job %s run %d cancelled: %s", doc["_id"], doc["run"], reason)
-        try:
-            await self._dispatcher.withdraw(doc)
-            await self._dispatcher.announce(doc)
-        except NATS_OUTAGES as error:
-            # Recorded all the same: the recorder tells the trainer again at its next report.
-            log.warning("job %s: cancelled; NATS did not take the notice: %r", doc["_id"], error)
+        # Recorded all the same if NATS does not answer: the reconciler announces it later,
+        # and the recorder tells the trainer again at its next report.
+        for tell in (self._dispatcher.announce, self._dispatcher.withdraw):
+            try:
+                await tell(doc)
+            except NATS_OUTAGES as error:
+                log.warning("job %s: cancelled; NATS did not take it: %r", doc["_id"], error)
         return doc

@@ -1,5 +1,6 @@
 """Finds jobs that nothing would move on by itself, and moves them.
 
+- A state change NATS did not take (scheduler/dispatch.py remembers which) is announced.
 - A QUEUED job whose publish to the queue was never confirmed (NATS down, scheduler killed)
   is queued now.
 - A RUNNING job whose queue message is gone (its trainer acked or gave it up) but whose
@@ -61,6 +62,7 @@ class Reconciler:
                 await asyncio.wait_for(stopping.wait(), timeout=self._every)
 
     async def round(self) -> None:
+        await self._dispatcher.announce_missed()
         for doc in await self._store.undispatched(now() - timedelta(seconds=self._every)):
             log.info("job %s run %d was never queued: queuing it now", doc["_id"], doc["run"])
             await self._dispatcher.dispatch(doc)

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from scheduler.dispatch import Dispatcher
 from store.documents import Document, job_from
 from store.jobs import JobStore
 from tests.support.documents import job_doc
 from tests.support.servers import Nats, listening
 from tuner.core import states, streams
+from tuner.core.streams import QueuePolicy
 from tuner.v1 import event_pb2, job_pb2
 
 
@@ -139,3 +142,20 @@ async def test_withdrawing_a_job_never_queued_still_sends_the_notice(
 
     assert event_pb2.JobCancellation.FromString(notice.data).job_id == doc["_id"]
     assert await queue_length(nats) == 1, "the other job's message stays"
+
+
+async def test_an_announcement_nats_did_not_take_is_made_later(store: JobStore, nats: Nats) -> None:
+    doc = await stored(store, 6)
+    dispatcher = Dispatcher(nats.nc, nats.js, store)
+    await nats.js.delete_stream(streams.EVENTS_STREAM)  # nothing takes the publish now
+    with pytest.raises(Exception):  # noqa: B017 - whatever nats-py raises for it
+        await dispatcher.announce(doc)
+    await streams.ensure_streams(nats.js, QueuePolicy())
+    await dispatcher.announce_missed()
+
+    subject = streams.events_subject(doc["_id"], 1)
+    msg = await nats.js.get_last_msg(streams.EVENTS_STREAM, subject)
+    assert msg.headers is not None and msg.headers["Nats-Msg-Id"] == f"{doc['_id']}.1.0.QUEUED"
+    await dispatcher.announce_missed()  # nothing left to announce
+    info = await nats.js.stream_info(streams.EVENTS_STREAM, subjects_filter=subject)
+    assert info.state.messages == 1
