@@ -32,7 +32,7 @@ test: check ## every quality gate: make check, then the tests (not the slow ones
 	$(BIN)/pytest -m "not slow" $(PYTEST_ARGS)
 
 test-slow: install ## run the slow fault tests
-	$(BIN)/pytest -m "slow and not cluster" $(PYTEST_ARGS)
+	$(BIN)/pytest -m "slow and not cluster and not chaos" $(PYTEST_ARGS)
 
 check: lint types check-generated proto-lint ## the gates before the tests: lint, types, generated code, proto lint
 

@@ -115,6 +115,7 @@ async def main(config: Config) -> int:
     supervisor.start("the give-ups", lambda: GiveUps(js, store, dispatcher).run(stopping))
     supervisor.start("the sweep driver", lambda: driver.run(stopping))
     supervisor.start("the reconciler", lambda: reconciler.run(stopping))
+    supervisor.start("the trainers' silence", lambda: trainers.run(stopping))
     if stop_metrics:
         refresher = Refresher(metrics, store, js)
         supervisor.start("the metrics refresher", lambda: refresher.run(stopping))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +15,7 @@ from nats.js import JetStreamContext
 from scheduler.auth import current_user
 from scheduler.fanout import EventHub, replay
 from scheduler.jobs import Jobs, Refused
+from scheduler.merge import merged
 from scheduler.metrics import Metrics
 from scheduler.status import Status
 from scheduler.trainers import Trainers
@@ -23,7 +24,7 @@ from store.documents import Document, job_from
 from store.jobs import JobStore
 from tuner.core import states, streams
 from tuner.core.hyperparameters import FieldError, canonical_key, job_id, normalized
-from tuner.v1 import job_pb2, tuner_service_pb2, tuner_service_pb2_grpc
+from tuner.v1 import event_pb2, job_pb2, trainer_pb2, tuner_service_pb2, tuner_service_pb2_grpc
 
 if TYPE_CHECKING:
     Context = grpc.aio.ServicerContext[Any, Any]
@@ -207,8 +208,17 @@ class TunerService(tuner_service_pb2_grpc.TunerServiceServicer):
     ) -> AsyncIterator[tuner_service_pb2.WatchEventsResponse]:
         # Without a sequence to resume from, only the events from now on.
         after = request.after_sequence or await self._hub.last_sequence()
-        async for event in self._hub.events(streams.EVENTS_SUBJECTS, after):
-            yield tuner_service_pb2.WatchEventsResponse(event=event)
+        events = _job_events(self._hub.events(streams.EVENTS_SUBJECTS, after))
+        feed = (
+            merged(events, _trainer_changes(self._trainers.watch()))
+            if (request.include_trainers)
+            else events
+        )
+        try:
+            async for response in feed:
+                yield response
+        finally:
+            await feed.aclose()
 
     async def ListTrainers(
         self, request: tuner_service_pb2.ListTrainersRequest, context: Context
@@ -219,3 +229,27 @@ class TunerService(tuner_service_pb2_grpc.TunerServiceServicer):
         self, request: tuner_service_pb2.GetStatusRequest, context: Context
     ) -> tuner_service_pb2.GetStatusResponse:
         return await self._status.gather()
+
+
+async def _job_events(
+    events: AsyncIterator[event_pb2.JobEvent],
+) -> AsyncGenerator[tuner_service_pb2.WatchEventsResponse, None]:
+    try:
+        async for event in events:
+            yield tuner_service_pb2.WatchEventsResponse(event=event)
+    finally:
+        if isinstance(events, AsyncGenerator):
+            await events.aclose()
+
+
+async def _trainer_changes(
+    updates: AsyncGenerator[trainer_pb2.TrainerChange | trainer_pb2.TrainerSet, None],
+) -> AsyncGenerator[tuner_service_pb2.WatchEventsResponse, None]:
+    try:
+        async for update in updates:
+            if isinstance(update, trainer_pb2.TrainerSet):
+                yield tuner_service_pb2.WatchEventsResponse(trainer_set=update)
+            else:
+                yield tuner_service_pb2.WatchEventsResponse(trainer_change=update)
+    finally:
+        await updates.aclose()

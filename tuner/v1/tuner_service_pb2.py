@@ -27,7 +27,7 @@ from tuner.v1 import job_pb2 as tuner_dot_v1_dot_job__pb2
 from tuner.v1 import trainer_pb2 as tuner_dot_v1_dot_trainer__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ctuner/v1/tuner_service.proto\x12\x08tuner.v1\x1a\x14tuner/v1/event.proto\x1a\x12tuner/v1/job.proto\x1a\x16tuner/v1/trainer.proto\"F\n\x10SubmitJobRequest\x12\x32\n\x0fhyperparameters\x18\x01 \x01(\x0b\x32\x19.tuner.v1.Hyperparameters\"a\n\x11SubmitJobResponse\x12\x1a\n\x03job\x18\x01 \x01(\x0b\x32\r.tuner.v1.Job\x12\x14\n\x0c\x64\x65\x64uplicated\x18\x02 \x01(\x08\x12\x1a\n\x12trainers_connected\x18\x03 \x01(\x05\"\x1f\n\rGetJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\",\n\x0eGetJobResponse\x12\x1a\n\x03job\x18\x01 \x01(\x0b\x32\r.tuner.v1.Job\"D\n\x0e\x46indJobRequest\x12\x32\n\x0fhyperparameters\x18\x01 \x01(\x0b\x32\x19.tuner.v1.Hyperparameters\"-\n\x0f\x46indJobResponse\x12\x1a\n\x03job\x18\x01 \x01(\x0b\x32\r.tuner.v1.Job\"\\\n\x0fListJobsRequest\x12\"\n\x06states\x18\x01 \x03(\x0e\x32\x12.tuner.v1.JobState\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"H\n\x10ListJobsResponse\x12\x1b\n\x04jobs\x18\x01 \x03(\x0b\x32\r.tuner.v1.Job\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"&\n\x15GetLeaderboardRequest\x12\r\n\x05limit\x18\x01 \x01(\x05\"5\n\x16GetLeaderboardResponse\x12\x1b\n\x04jobs\x18\x01 \x03(\x0b\x32\r.tuner.v1.Job\"\"\n\x10\x43\x61ncelJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"/\n\x11\x43\x61ncelJobResponse\x12\x1a\n\x03job\x18\x01 \x01(\x0b\x32\r.tuner.v1.Job\"9\n\x0fWatchJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x16\n\x0e\x61\x66ter_sequence\x18\x02 \x01(\x04\"]\n\x10WatchJobResponse\x12\x1c\n\x03job\x18\x01 \x01(\x0b\x32\r.tuner.v1.JobH\x00\x12#\n\x05\x65vent\x18\x02 \x01(\x0b\x32\x12.tuner.v1.JobEventH\x00\x42\x06\n\x04kind\",\n\x12WatchEventsRequest\x12\x16\n\x0e\x61\x66ter_sequence\x18\x01 \x01(\x04\"8\n\x13WatchEventsResponse\x12!\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x12.tuner.v1.JobEvent\"\x15\n\x13ListTrainersRequest\"A\n\x14ListTrainersResponse\x12)\n\x08trainers\x18\x01 \x03(\x0b\x32\x17.tuner.v1.TrainerStatus\"\x12\n\x10GetStatusRequest\"B\n\x0f\x43omponentStatus\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\treachable\x18\x02 \x01(\x08\x12\x0e\n\x06\x64\x65tail\x18\x03 \x01(\t\".\n\x0cStreamStatus\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08messages\x18\x02 \x01(\x04\"i\n\x0e\x43onsumerStatus\x12\x0e\n\x06stream\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0f\n\x07pending\x18\x03 \x01(\x04\x12\x13\n\x0b\x61\x63k_pending\x18\x04 \x01(\x04\x12\x13\n\x0bredelivered\x18\x05 \x01(\x04\"S\n\rJobStateCount\x12!\n\x05state\x18\x01 \x01(\x0e\x32\x12.tuner.v1.JobState\x12\r\n\x05\x63ount\x18\x02 \x01(\x03\x12\x10\n\x08\x61t_least\x18\x03 \x01(\x08\"\xac\x02\n\x11GetStatusResponse\x12-\n\ncomponents\x18\x01 \x03(\x0b\x32\x19.tuner.v1.ComponentStatus\x12+\n\x0bjobs_stream\x18\x02 \x01(\x0b\x32\x16.tuner.v1.StreamStatus\x12\x33\n\x11trainers_consumer\x18\x03 \x01(\x0b\x32\x18.tuner.v1.ConsumerStatus\x12\x34\n\x12scheduler_consumer\x18\x04 \x01(\x0b\x32\x18.tuner.v1.ConsumerStatus\x12)\n\x08trainers\x18\x05 \x03(\x0b\x32\x17.tuner.v1.TrainerStatus\x12%\n\x04jobs\x18\x06 \x03(\x0b\x32\x17.tuner.v1.JobStateCount2\xd7\x05\n\x0cTunerService\x12\x44\n\tSubmitJob\x12\x1a.tuner.v1.SubmitJobRequest\x1a\x1b.tuner.v1.SubmitJobResponse\x12;\n\x06GetJob\x12\x17.tuner.v1.GetJobRequest\x1a\x18.tuner.v1.GetJobResponse\x12>\n\x07\x46indJob\x12\x18.tuner.v1.FindJobRequest\x1a\x19.tuner.v1.FindJobResponse\x12\x41\n\x08ListJobs\x12\x19.tuner.v1.ListJobsRequest\x1a\x1a.tuner.v1.ListJobsResponse\x12S\n\x0eGetLeaderboard\x12\x1f.tuner.v1.GetLeaderboardRequest\x1a .tuner.v1.GetLeaderboardResponse\x12\x44\n\tCancelJob\x12\x1a.tuner.v1.CancelJobRequest\x1a\x1b.tuner.v1.CancelJobResponse\x12\x43\n\x08WatchJob\x12\x19.tuner.v1.WatchJobRequest\x1a\x1a.tuner.v1.WatchJobResponse0\x01\x12L\n\x0bWatchEvents\x12\x1c.tuner.v1.WatchEventsRequest\x1a\x1d.tuner.v1.WatchEventsResponse0\x01\x12M\n\x0cListTrainers\x12\x1d.tuner.v1.ListTrainersRequest\x1a\x1e.tuner.v1.ListTrainersResponse\x12\x44\n\tGetStatus\x12\x1a.tuner.v1.GetStatusRequest\x1a\x1b.tuner.v1.GetStatusResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ctuner/v1/tuner_service.proto\x12\x08tuner.v1\x1a\x14tuner/v1/event.proto\x1a\x12tuner/v1/job.proto\x1a\x16tuner/v1/trainer.proto\"F\n\x10SubmitJobRequest\x12\x32\n\x0fhyperparameters\x18\x01 \x01(\x0b\x32\x19.tuner.v1.Hyperparameters\"a\n\x11SubmitJobResponse\x12\x1a\n\x03job\x18\x01 \x01(\x0b\x32\r.tuner.v1.Job\x12\x14\n\x0c\x64\x65\x64uplicated\x18\x02 \x01(\x08\x12\x1a\n\x12trainers_connected\x18\x03 \x01(\x05\"\x1f\n\rGetJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\",\n\x0eGetJobResponse\x12\x1a\n\x03job\x18\x01 \x01(\x0b\x32\r.tuner.v1.Job\"D\n\x0e\x46indJobRequest\x12\x32\n\x0fhyperparameters\x18\x01 \x01(\x0b\x32\x19.tuner.v1.Hyperparameters\"-\n\x0f\x46indJobResponse\x12\x1a\n\x03job\x18\x01 \x01(\x0b\x32\r.tuner.v1.Job\"\\\n\x0fListJobsRequest\x12\"\n\x06states\x18\x01 \x03(\x0e\x32\x12.tuner.v1.JobState\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"H\n\x10ListJobsResponse\x12\x1b\n\x04jobs\x18\x01 \x03(\x0b\x32\r.tuner.v1.Job\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"&\n\x15GetLeaderboardRequest\x12\r\n\x05limit\x18\x01 \x01(\x05\"5\n\x16GetLeaderboardResponse\x12\x1b\n\x04jobs\x18\x01 \x03(\x0b\x32\r.tuner.v1.Job\"\"\n\x10\x43\x61ncelJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"/\n\x11\x43\x61ncelJobResponse\x12\x1a\n\x03job\x18\x01 \x01(\x0b\x32\r.tuner.v1.Job\"9\n\x0fWatchJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x16\n\x0e\x61\x66ter_sequence\x18\x02 \x01(\x04\"]\n\x10WatchJobResponse\x12\x1c\n\x03job\x18\x01 \x01(\x0b\x32\r.tuner.v1.JobH\x00\x12#\n\x05\x65vent\x18\x02 \x01(\x0b\x32\x12.tuner.v1.JobEventH\x00\x42\x06\n\x04kind\"F\n\x12WatchEventsRequest\x12\x16\n\x0e\x61\x66ter_sequence\x18\x01 \x01(\x04\x12\x18\n\x10include_trainers\x18\x02 \x01(\x08\"\xa2\x01\n\x13WatchEventsResponse\x12#\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x12.tuner.v1.JobEventH\x00\x12\x31\n\x0etrainer_change\x18\x02 \x01(\x0b\x32\x17.tuner.v1.TrainerChangeH\x00\x12+\n\x0btrainer_set\x18\x03 \x01(\x0b\x32\x14.tuner.v1.TrainerSetH\x00\x42\x06\n\x04kind\"\x15\n\x13ListTrainersRequest\"A\n\x14ListTrainersResponse\x12)\n\x08trainers\x18\x01 \x03(\x0b\x32\x17.tuner.v1.TrainerStatus\"\x12\n\x10GetStatusRequest\"B\n\x0f\x43omponentStatus\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\treachable\x18\x02 \x01(\x08\x12\x0e\n\x06\x64\x65tail\x18\x03 \x01(\t\".\n\x0cStreamStatus\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08messages\x18\x02 \x01(\x04\"i\n\x0e\x43onsumerStatus\x12\x0e\n\x06stream\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0f\n\x07pending\x18\x03 \x01(\x04\x12\x13\n\x0b\x61\x63k_pending\x18\x04 \x01(\x04\x12\x13\n\x0bredelivered\x18\x05 \x01(\x04\"S\n\rJobStateCount\x12!\n\x05state\x18\x01 \x01(\x0e\x32\x12.tuner.v1.JobState\x12\r\n\x05\x63ount\x18\x02 \x01(\x03\x12\x10\n\x08\x61t_least\x18\x03 \x01(\x08\"\xac\x02\n\x11GetStatusResponse\x12-\n\ncomponents\x18\x01 \x03(\x0b\x32\x19.tuner.v1.ComponentStatus\x12+\n\x0bjobs_stream\x18\x02 \x01(\x0b\x32\x16.tuner.v1.StreamStatus\x12\x33\n\x11trainers_consumer\x18\x03 \x01(\x0b\x32\x18.tuner.v1.ConsumerStatus\x12\x34\n\x12scheduler_consumer\x18\x04 \x01(\x0b\x32\x18.tuner.v1.ConsumerStatus\x12)\n\x08trainers\x18\x05 \x03(\x0b\x32\x17.tuner.v1.TrainerStatus\x12%\n\x04jobs\x18\x06 \x03(\x0b\x32\x17.tuner.v1.JobStateCount2\xd7\x05\n\x0cTunerService\x12\x44\n\tSubmitJob\x12\x1a.tuner.v1.SubmitJobRequest\x1a\x1b.tuner.v1.SubmitJobResponse\x12;\n\x06GetJob\x12\x17.tuner.v1.GetJobRequest\x1a\x18.tuner.v1.GetJobResponse\x12>\n\x07\x46indJob\x12\x18.tuner.v1.FindJobRequest\x1a\x19.tuner.v1.FindJobResponse\x12\x41\n\x08ListJobs\x12\x19.tuner.v1.ListJobsRequest\x1a\x1a.tuner.v1.ListJobsResponse\x12S\n\x0eGetLeaderboard\x12\x1f.tuner.v1.GetLeaderboardRequest\x1a .tuner.v1.GetLeaderboardResponse\x12\x44\n\tCancelJob\x12\x1a.tuner.v1.CancelJobRequest\x1a\x1b.tuner.v1.CancelJobResponse\x12\x43\n\x08WatchJob\x12\x19.tuner.v1.WatchJobRequest\x1a\x1a.tuner.v1.WatchJobResponse0\x01\x12L\n\x0bWatchEvents\x12\x1c.tuner.v1.WatchEventsRequest\x1a\x1d.tuner.v1.WatchEventsResponse0\x01\x12M\n\x0cListTrainers\x12\x1d.tuner.v1.ListTrainersRequest\x1a\x1e.tuner.v1.ListTrainersResponse\x12\x44\n\tGetStatus\x12\x1a.tuner.v1.GetStatusRequest\x1a\x1b.tuner.v1.GetStatusResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -63,25 +63,25 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_WATCHJOBRESPONSE']._serialized_start=882
   _globals['_WATCHJOBRESPONSE']._serialized_end=975
   _globals['_WATCHEVENTSREQUEST']._serialized_start=977
-  _globals['_WATCHEVENTSREQUEST']._serialized_end=1021
-  _globals['_WATCHEVENTSRESPONSE']._serialized_start=1023
-  _globals['_WATCHEVENTSRESPONSE']._serialized_end=1079
-  _globals['_LISTTRAINERSREQUEST']._serialized_start=1081
-  _globals['_LISTTRAINERSREQUEST']._serialized_end=1102
-  _globals['_LISTTRAINERSRESPONSE']._serialized_start=1104
-  _globals['_LISTTRAINERSRESPONSE']._serialized_end=1169
-  _globals['_GETSTATUSREQUEST']._serialized_start=1171
-  _globals['_GETSTATUSREQUEST']._serialized_end=1189
-  _globals['_COMPONENTSTATUS']._serialized_start=1191
-  _globals['_COMPONENTSTATUS']._serialized_end=1257
-  _globals['_STREAMSTATUS']._serialized_start=1259
-  _globals['_STREAMSTATUS']._serialized_end=1305
-  _globals['_CONSUMERSTATUS']._serialized_start=1307
-  _globals['_CONSUMERSTATUS']._serialized_end=1412
-  _globals['_JOBSTATECOUNT']._serialized_start=1414
-  _globals['_JOBSTATECOUNT']._serialized_end=1497
-  _globals['_GETSTATUSRESPONSE']._serialized_start=1500
-  _globals['_GETSTATUSRESPONSE']._serialized_end=1800
-  _globals['_TUNERSERVICE']._serialized_start=1803
-  _globals['_TUNERSERVICE']._serialized_end=2530
+  _globals['_WATCHEVENTSREQUEST']._serialized_end=1047
+  _globals['_WATCHEVENTSRESPONSE']._serialized_start=1050
+  _globals['_WATCHEVENTSRESPONSE']._serialized_end=1212
+  _globals['_LISTTRAINERSREQUEST']._serialized_start=1214
+  _globals['_LISTTRAINERSREQUEST']._serialized_end=1235
+  _globals['_LISTTRAINERSRESPONSE']._serialized_start=1237
+  _globals['_LISTTRAINERSRESPONSE']._serialized_end=1302
+  _globals['_GETSTATUSREQUEST']._serialized_start=1304
+  _globals['_GETSTATUSREQUEST']._serialized_end=1322
+  _globals['_COMPONENTSTATUS']._serialized_start=1324
+  _globals['_COMPONENTSTATUS']._serialized_end=1390
+  _globals['_STREAMSTATUS']._serialized_start=1392
+  _globals['_STREAMSTATUS']._serialized_end=1438
+  _globals['_CONSUMERSTATUS']._serialized_start=1440
+  _globals['_CONSUMERSTATUS']._serialized_end=1545
+  _globals['_JOBSTATECOUNT']._serialized_start=1547
+  _globals['_JOBSTATECOUNT']._serialized_end=1630
+  _globals['_GETSTATUSRESPONSE']._serialized_start=1633
+  _globals['_GETSTATUSRESPONSE']._serialized_end=1933
+  _globals['_TUNERSERVICE']._serialized_start=1936
+  _globals['_TUNERSERVICE']._serialized_end=2663
 # @@protoc_insertion_point(module_scope)

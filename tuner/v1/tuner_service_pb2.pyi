@@ -108,16 +108,22 @@ class WatchJobResponse(_message.Message):
     def __init__(self, job: _Optional[_Union[_job_pb2.Job, _Mapping]] = ..., event: _Optional[_Union[_event_pb2.JobEvent, _Mapping]] = ...) -> None: ...
 
 class WatchEventsRequest(_message.Message):
-    __slots__ = ("after_sequence",)
+    __slots__ = ("after_sequence", "include_trainers")
     AFTER_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_TRAINERS_FIELD_NUMBER: _ClassVar[int]
     after_sequence: int
-    def __init__(self, after_sequence: _Optional[int] = ...) -> None: ...
+    include_trainers: bool
+    def __init__(self, after_sequence: _Optional[int] = ..., include_trainers: _Optional[bool] = ...) -> None: ...
 
 class WatchEventsResponse(_message.Message):
-    __slots__ = ("event",)
+    __slots__ = ("event", "trainer_change", "trainer_set")
     EVENT_FIELD_NUMBER: _ClassVar[int]
+    TRAINER_CHANGE_FIELD_NUMBER: _ClassVar[int]
+    TRAINER_SET_FIELD_NUMBER: _ClassVar[int]
     event: _event_pb2.JobEvent
-    def __init__(self, event: _Optional[_Union[_event_pb2.JobEvent, _Mapping]] = ...) -> None: ...
+    trainer_change: _trainer_pb2.TrainerChange
+    trainer_set: _trainer_pb2.TrainerSet
+    def __init__(self, event: _Optional[_Union[_event_pb2.JobEvent, _Mapping]] = ..., trainer_change: _Optional[_Union[_trainer_pb2.TrainerChange, _Mapping]] = ..., trainer_set: _Optional[_Union[_trainer_pb2.TrainerSet, _Mapping]] = ...) -> None: ...
 
 class ListTrainersRequest(_message.Message):
     __slots__ = ()

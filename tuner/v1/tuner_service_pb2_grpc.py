@@ -139,7 +139,8 @@ class TunerServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def WatchEvents(self, request, context):
-        """Every job's events as they happen: a feed for dashboards.
+        """Every job's events as they happen: a feed for dashboards. With include_trainers,
+        also the trainers: the set as it is first, then each change.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -46,7 +46,9 @@ class TunerServiceStub:
     WatchJob: _grpc.UnaryStreamMultiCallable[_tuner_service_pb2.WatchJobRequest, _tuner_service_pb2.WatchJobResponse]
     """The job as it is now, then its events until it reaches a final state."""
     WatchEvents: _grpc.UnaryStreamMultiCallable[_tuner_service_pb2.WatchEventsRequest, _tuner_service_pb2.WatchEventsResponse]
-    """Every job's events as they happen: a feed for dashboards."""
+    """Every job's events as they happen: a feed for dashboards. With include_trainers,
+    also the trainers: the set as it is first, then each change.
+    """
     ListTrainers: _grpc.UnaryUnaryMultiCallable[_tuner_service_pb2.ListTrainersRequest, _tuner_service_pb2.ListTrainersResponse]
     """The trainers this scheduler hears from now, by name."""
     GetStatus: _grpc.UnaryUnaryMultiCallable[_tuner_service_pb2.GetStatusRequest, _tuner_service_pb2.GetStatusResponse]
@@ -70,7 +72,9 @@ class TunerServiceAsyncStub(TunerServiceStub):
     WatchJob: _aio.UnaryStreamMultiCallable[_tuner_service_pb2.WatchJobRequest, _tuner_service_pb2.WatchJobResponse]  # type: ignore[assignment]
     """The job as it is now, then its events until it reaches a final state."""
     WatchEvents: _aio.UnaryStreamMultiCallable[_tuner_service_pb2.WatchEventsRequest, _tuner_service_pb2.WatchEventsResponse]  # type: ignore[assignment]
-    """Every job's events as they happen: a feed for dashboards."""
+    """Every job's events as they happen: a feed for dashboards. With include_trainers,
+    also the trainers: the set as it is first, then each change.
+    """
     ListTrainers: _aio.UnaryUnaryMultiCallable[_tuner_service_pb2.ListTrainersRequest, _tuner_service_pb2.ListTrainersResponse]  # type: ignore[assignment]
     """The trainers this scheduler hears from now, by name."""
     GetStatus: _aio.UnaryUnaryMultiCallable[_tuner_service_pb2.GetStatusRequest, _tuner_service_pb2.GetStatusResponse]  # type: ignore[assignment]
@@ -139,7 +143,9 @@ class TunerServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _tuner_service_pb2.WatchEventsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_tuner_service_pb2.WatchEventsResponse], _abc.AsyncIterator[_tuner_service_pb2.WatchEventsResponse]]:
-        """Every job's events as they happen: a feed for dashboards."""
+        """Every job's events as they happen: a feed for dashboards. With include_trainers,
+        also the trainers: the set as it is first, then each change.
+        """
 
     @_abc_1.abstractmethod
     def ListTrainers(

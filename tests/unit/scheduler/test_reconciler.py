@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import pytest
@@ -14,9 +13,9 @@ from scheduler.reconciler import Reconciler
 from scheduler.recorder import Recorder
 from store.documents import new_job
 from store.jobs import JobStore
+from tests.support.servers import Nats
 from tuner.core import states, streams
 from tuner.core.hyperparameters import canonical_key, job_id, normalized
-from tuner.core.streams import QueuePolicy
 from tuner.v1 import event_pb2, job_pb2
 
 
@@ -30,21 +29,12 @@ class Parts:
 
 
 @pytest.fixture
-async def parts(nats_url: str, mongo_uri: str) -> AsyncIterator[Parts]:
-    nc = await streams.connect(nats_url, "reconciler-test")
-    js = nc.jetstream()
-    await streams.ensure_streams(js, QueuePolicy())
-    store = JobStore.connect(mongo_uri, f"reconciler_{uuid.uuid4().hex[:12]}")
-    await store.ensure_indexes()
-    dispatcher = Dispatcher(nc, js, store)
-    recorder = Recorder(js, store, dispatcher)
+def parts(nats: Nats, store: JobStore) -> Parts:
+    dispatcher = Dispatcher(nats.nc, nats.js, store)
+    recorder = Recorder(nats.js, store, dispatcher)
     # An ack wait of 0: every running job counts as quiet at once.
-    reconciler = Reconciler(js, store, dispatcher, recorder, ack_wait_seconds=0.0)
-    try:
-        yield Parts(nc, store, dispatcher, recorder, reconciler)
-    finally:
-        await store.close()
-        await nc.close()
+    reconciler = Reconciler(nats.js, store, dispatcher, recorder, ack_wait_seconds=0.0)
+    return Parts(nats.nc, store, dispatcher, recorder, reconciler)
 
 
 async def running_job(parts: Parts, leave_queue: bool) -> str:

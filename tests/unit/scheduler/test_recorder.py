@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pytest
@@ -16,9 +16,9 @@ from scheduler.fanout import replay
 from scheduler.recorder import Recorder
 from store.documents import new_job
 from store.jobs import JobStore
+from tests.support.servers import Nats
 from tuner.core import states, streams
 from tuner.core.hyperparameters import canonical_key, job_id, normalized
-from tuner.core.streams import QueuePolicy
 from tuner.v1 import event_pb2, job_pb2
 
 EPOCHS = 2
@@ -33,18 +33,9 @@ class Parts:
 
 
 @pytest.fixture
-async def parts(nats_url: str, mongo_uri: str) -> AsyncIterator[Parts]:
-    nc = await streams.connect(nats_url, "recorder-test")
-    js = nc.jetstream()
-    await streams.ensure_streams(js, QueuePolicy())
-    store = JobStore.connect(mongo_uri, f"recorder_{uuid.uuid4().hex[:12]}")
-    await store.ensure_indexes()
-    dispatcher = Dispatcher(nc, js, store)
-    try:
-        yield Parts(nc, store, dispatcher, Recorder(js, store, dispatcher))
-    finally:
-        await store.close()
-        await nc.close()
+def parts(nats: Nats, store: JobStore) -> Parts:
+    dispatcher = Dispatcher(nats.nc, nats.js, store)
+    return Parts(nats.nc, store, dispatcher, Recorder(nats.js, store, dispatcher))
 
 
 async def queued_job(store: JobStore) -> str:
