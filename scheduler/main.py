@@ -67,13 +67,12 @@ async def main(config: Config) -> int:
         await store.close()
         return 0
     js = nc.jetstream()
-    if not await _prepare(store, js, config, stopping):
+    sweeps = SweepStore(store.client, config.database)
+    if not await _prepare(store, sweeps, js, config, stopping):
         await _close(nc, store)
         return 0
     dispatcher = Dispatcher(nc, js, store)
     jobs = Jobs(store, dispatcher, config.max_active_per_user, metrics)
-    sweeps = SweepStore(store.client, config.database)
-    await sweeps.ensure_indexes()
     announcer = Announcer(js, sweeps)
     driver = SweepDriver(
         sweeps, store, jobs, announcer, name=f"{socket.gethostname()}-{os.getpid()}"
@@ -145,13 +144,18 @@ async def main(config: Config) -> int:
 
 
 async def _prepare(
-    store: JobStore, js: JetStreamContext, config: Config, stopping: asyncio.Event
+    store: JobStore,
+    sweeps: SweepStore,
+    js: JetStreamContext,
+    config: Config,
+    stopping: asyncio.Event,
 ) -> bool:
     """Indexes and streams, retried while the database or NATS is unreachable."""
     backoff = Backoff(first=0.5, cap=5.0)
     while not stopping.is_set():
         try:
             await store.ensure_indexes()
+            await sweeps.ensure_indexes()
             await streams.ensure_streams(js, config.queue)
             return True
         except OUTAGES as error:

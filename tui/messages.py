@@ -113,3 +113,17 @@ class TrainersLoaded(Message):
     """The trainers the scheduler hears from now."""
 
     trainers: list[trainer_pb2.TrainerStatus]
+
+
+@dataclass
+class TrainerChanged(Message):
+    """A trainer appeared, changed or left (from the feed); a newer one for the same trainer
+    replaces a queued older one: applying either gives the same set."""
+
+    change: trainer_pb2.TrainerChange
+
+    def can_replace(self, message: Message) -> bool:
+        return (
+            isinstance(message, TrainerChanged)
+            and message.change.trainer.name == self.change.trainer.name
+        )

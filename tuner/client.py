@@ -102,11 +102,22 @@ class TunerClient:
         call = self._stub.WatchJob(request, metadata=self._metadata)
         return _stream(call, lambda response: response)
 
-    def watch_events(self, after_sequence: int = 0) -> AsyncIterator[event_pb2.JobEvent]:
+    async def watch_events(self, after_sequence: int = 0) -> AsyncIterator[event_pb2.JobEvent]:
         """Every job's events, from the next new one (or after `after_sequence`)."""
-        request = tuner_service_pb2.WatchEventsRequest(after_sequence=after_sequence)
+        async for response in self.watch_feed(after_sequence, trainers=False):
+            if response.HasField("event"):
+                yield response.event
+
+    def watch_feed(
+        self, after_sequence: int = 0, trainers: bool = True
+    ) -> AsyncIterator[tuner_service_pb2.WatchEventsResponse]:
+        """The dashboards' feed: job events as watch_events, and with `trainers` the trainer
+        set first (trainer_set), then each trainer that appears, changes or leaves."""
+        request = tuner_service_pb2.WatchEventsRequest(
+            after_sequence=after_sequence, include_trainers=trainers
+        )
         call = self._stub.WatchEvents(request, metadata=self._metadata)
-        return _stream(call, lambda response: response.event)
+        return _stream(call, lambda response: response)
 
     async def list_trainers(self) -> builtins.list[trainer_pb2.TrainerStatus]:
         """The trainers the scheduler hears from now, by name."""

@@ -25,9 +25,11 @@ from tui.messages import (
     LeaderboardLoaded,
     ProgressReceived,
     RequestFailed,
+    TrainerChanged,
     TrainersLoaded,
     event_message,
 )
+from tui.screens.trainers import TrainersScreen
 from tui.widgets.form import HyperparameterForm
 from tui.widgets.leaderboard import Leaderboard
 from tui.widgets.message_board import MessageBoard
@@ -36,12 +38,11 @@ from tui.widgets.status import ConnectionStatus
 from tuner.client import TunerClient
 from tuner.core import states
 from tuner.core.retry import Backoff
-from tuner.v1 import event_pb2, job_pb2
+from tuner.v1 import event_pb2, job_pb2, trainer_pb2
 
 SHORT_TOP = 10
 LONG_TOP = 50
 LIST_PAGE = 100
-TRAINERS_POLL_S = 2.0
 REMEMBERED = 1000  # board keys kept; far more than a submit answer can lag behind its event
 
 
@@ -66,6 +67,7 @@ class MainScreen(Screen[None]):
         # Transitions already on the board (a submit answer and its event say the same).
         self._on_board: dict[tuple[str, int, int, int], None] = {}
         self._following: set[str] = set()  # jobs submitted here that others own
+        self.trainers: dict[str, trainer_pb2.TrainerStatus] = {}  # from the feed, by name
 
     def compose(self) -> ComposeResult:
         yield ConnectionStatus(self._client.server, self.user)
@@ -86,8 +88,6 @@ class MainScreen(Screen[None]):
         self.query_one("#epochs").focus()
         if self._live:
             self.follow_events()
-            self.load_trainers()
-            self.set_interval(TRAINERS_POLL_S, self.load_trainers)
 
     # Workers: each talks to the scheduler and posts what it got.
 
@@ -96,7 +96,8 @@ class MainScreen(Screen[None]):
         """Loads the snapshot, then follows every event; on failure waits and does it again.
 
         Resuming after the last sequence seen loses and doubles nothing; the snapshot
-        covers what happened before the first event or during an outage.
+        covers what happened before the first event or during an outage. The feed also
+        carries the trainers: their set first, then each change.
         """
         backoff = Backoff(first=1.0)
         while True:
@@ -107,23 +108,21 @@ class MainScreen(Screen[None]):
                 self.post_message(LeaderboardLoaded(top))
                 self.post_message(Connected())
                 backoff.reset()
-                async for event in self._client.watch_events(self.last_sequence):
-                    self.last_sequence = event.sequence
-                    self.post_message(event_message(event))
+                async for response in self._client.watch_feed(self.last_sequence):
+                    kind = response.WhichOneof("kind")
+                    if kind == "event":
+                        self.last_sequence = response.event.sequence
+                        self.post_message(event_message(response.event))
+                    elif kind == "trainer_change":
+                        self.post_message(TrainerChanged(response.trainer_change))
+                    elif kind == "trainer_set":
+                        self.post_message(TrainersLoaded(list(response.trainer_set.trainers)))
                 why = "the scheduler ended the stream"
             except grpc.aio.AioRpcError as error:
                 why = formatting.reason(error)
             delay = backoff.next()
             self.post_message(ConnectionLost(why, delay))
             await asyncio.sleep(delay)
-
-    @work(exclusive=True, group="trainers")
-    async def load_trainers(self) -> None:
-        """The trainer count of the status line; quiet on failure (the events worker tells)."""
-        try:
-            self.post_message(TrainersLoaded(await self._client.list_trainers()))
-        except grpc.aio.AioRpcError:
-            return
 
     @work(exclusive=True, group="leaderboard")
     async def load_leaderboard(self) -> None:
@@ -170,9 +169,26 @@ class MainScreen(Screen[None]):
 
     @on(TrainersLoaded)
     def _trainers_loaded(self, message: TrainersLoaded) -> None:
-        count = len(message.trainers)
+        self.trainers = {t.name: t for t in message.trainers}
+        self._show_trainers()
+
+    @on(TrainerChanged)
+    def _trainer_changed(self, message: TrainerChanged) -> None:
+        status = message.change.trainer
+        if message.change.kind == trainer_pb2.TRAINER_CHANGE_KIND_LEFT:
+            self.trainers.pop(status.name, None)
+        else:
+            self.trainers[status.name] = status
+        self._show_trainers()
+
+    def _show_trainers(self) -> None:
+        """The count here, and the whole set to any Trainers screen open above."""
+        count = len(self.trainers)
         self.query_one(ConnectionStatus).trainers(count)
         self.query_one(RunningJobs).set_trainers(count)
+        for screen in self.app.screen_stack:
+            if isinstance(screen, TrainersScreen):
+                screen.post_message(TrainersLoaded(list(self.trainers.values())))
 
     @on(ActiveJobsLoaded)
     def _active_loaded(self, message: ActiveJobsLoaded) -> None:

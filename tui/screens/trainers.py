@@ -1,4 +1,5 @@
-"""The trainers the scheduler hears from: what each trains and how far it is, every 2 s."""
+"""The trainers the scheduler hears from: what each trains and how far it is, kept current
+by the main screen from the feed (one ListTrainers when shown, and on `r`)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,6 @@ from tuner import trainer_view
 from tuner.client import TunerClient
 from tuner.v1 import trainer_pb2
 
-REFRESH_S = 2.0
 COLUMNS = ("trainer", "device", "state", "job", "progress", "jobs done", "last seen")
 EMPTY = (
     "No trainer is connected: queued jobs wait until one starts.\n"
@@ -61,12 +61,6 @@ class TrainersScreen(Screen[None]):
         self.query_one(DataTable).add_columns(*COLUMNS)
         self.set_class(True, "-empty")
         self.action_reload()
-        if self._live:
-            self.set_interval(REFRESH_S, self._tick)
-
-    def _tick(self) -> None:
-        if self.is_current:
-            self.load()
 
     def on_screen_resume(self) -> None:
         self.action_reload()
