@@ -11,7 +11,7 @@ from tests.support.dashboard import at, job, offline_app, still, until
 from tests.support.hyperparameters import mlp
 from tests.support.stack import RunningStack
 from tui.app import TunerApp
-from tui.messages import ActiveJobsLoaded, Connected, TrainersLoaded
+from tui.messages import ActiveJobsLoaded, Connected, TrainerChanged, TrainersLoaded
 from tui.screens.trainers import EMPTY, TrainersScreen
 from tui.widgets.running import RunningJobs
 from tui.widgets.status import ConnectionStatus
@@ -157,3 +157,26 @@ async def test_live_the_trainers_screen_shows_the_stack_trainer(
             table = screen.query_one(DataTable)
             await until(pilot, lambda: table.row_count == 1, timeout=10)
             assert rows(table)[0][:2] == ["trainer-1", "cpu"]
+
+
+async def test_trainer_changes_from_the_feed_keep_the_count(client: TunerClient) -> None:
+    app = offline_app(client)
+    async with app.run_test(size=(120, 30)) as pilot:
+        screen = app.screen
+        screen.post_message(Connected())
+        screen.post_message(TrainersLoaded([]))
+        await pilot.pause()
+        status = screen.query_one(ConnectionStatus)
+        assert "no trainer connected" in str(status.render())
+        idle, busy = trainers()
+        for kind, trainer, expected in [
+            (trainer_pb2.TRAINER_CHANGE_KIND_APPEARED, idle, "trainers 1"),
+            (trainer_pb2.TRAINER_CHANGE_KIND_APPEARED, busy, "trainers 2"),
+            (trainer_pb2.TRAINER_CHANGE_KIND_CHANGED, busy, "trainers 2"),
+            (trainer_pb2.TRAINER_CHANGE_KIND_LEFT, idle, "trainers 1"),
+            (trainer_pb2.TRAINER_CHANGE_KIND_LEFT, busy, "no trainer connected"),
+        ]:
+            change = trainer_pb2.TrainerChange(kind=kind, trainer=trainer)
+            screen.post_message(TrainerChanged(change))
+            await pilot.pause()
+            assert expected in str(status.render()), (kind, trainer.name)
