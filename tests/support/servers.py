@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
-from nats.js.errors import NotFoundError
+from nats.js.errors import NotFoundError, ServerError
 
 from tuner.core import streams
 
@@ -28,6 +28,14 @@ async def fresh_streams(js: JetStreamContext, policy: streams.QueuePolicy) -> No
     for stream in (streams.JOBS_STREAM, streams.EVENTS_STREAM, streams.ADVISORIES_STREAM):
         with contextlib.suppress(NotFoundError):
             await js.delete_stream(stream)
+    # nats-server may still be removing a deleted stream's files: making it anew
+    # at that moment fails with "error creating store for stream" (500).
+    for _ in range(50):
+        try:
+            await streams.ensure_streams(js, policy)
+            return
+        except ServerError:
+            await asyncio.sleep(0.1)
     await streams.ensure_streams(js, policy)
 
 
