@@ -61,7 +61,14 @@ class Dispatcher:
         except Exception:
             self._unannounced.add((job.id, job.run))
             raise
+        finally:
+            await self.recorded(job.id)
         self._unannounced.discard((job.id, job.run))
+
+    async def recorded(self, job_id: str) -> None:
+        """Tell the sweep drivers the job's record changed; a lost notice costs a round."""
+        with contextlib.suppress(Exception):
+            await self._nc.publish(streams.recorded_subject(job_id), b"")
 
     async def announce_missed(self) -> None:
         """Announce again, as stored now, each job whose last announcement failed."""

@@ -75,8 +75,9 @@ async def main(config: Config) -> int:
     jobs = Jobs(store, dispatcher, config.max_active_per_user, metrics)
     announcer = Announcer(js, sweeps)
     driver = SweepDriver(
-        sweeps, store, jobs, announcer, name=f"{socket.gethostname()}-{os.getpid()}"
+        sweeps, store, jobs, announcer, f"{socket.gethostname()}-{os.getpid()}", metrics=metrics
     )
+    await driver.listen(nc)
 
     server = grpc.aio.server(
         interceptors=server_interceptors(config.tokens, metrics),

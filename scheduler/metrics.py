@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 # SecantusDB counts by reading every match: the gauge stops counting here.
 COUNT_LIMIT = 10_000
 REFRESH_SECONDS = 5.0
+STEP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0)
 LAG_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 
 
@@ -75,6 +76,14 @@ class Metrics:
         )
         self.trainers = Gauge(
             "tuner_trainers_connected", "Trainers this scheduler knows to be alive", registry=r
+        )
+        self.sweep_step = Histogram(
+            "tuner_sweep_step_seconds",
+            "A sweep driver's work, by part: ask (the strategy), submit (a trial's job: its "
+            "writes and its dispatch), store (the sweep's own reads and writes), announce",
+            ["part"],
+            buckets=STEP_BUCKETS,
+            registry=r,
         )
         for outcome in ("new", "deduplicated"):
             self.submissions.labels(outcome, "")

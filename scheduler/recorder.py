@@ -136,7 +136,10 @@ class Recorder:
         m = event.epoch_completed
         epochs = doc["hyperparameters"]["epochs"]
         progress = {"epoch": m.epoch, "total_epochs": epochs, "loss": m.train_loss}
-        await self._store.add_epoch(event.job_id, event.run, event.attempt, epoch_doc(m), progress)
+        if await self._store.add_epoch(
+            event.job_id, event.run, event.attempt, epoch_doc(m), progress
+        ):
+            await self._dispatcher.recorded(event.job_id)
 
     async def _succeeded(self, event: event_pb2.JobEvent) -> None:
         changes: Document = {"result": result_doc(event.succeeded), "end_time": now()}

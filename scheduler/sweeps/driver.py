@@ -2,7 +2,9 @@
 
 Each sweep is driven by one scheduler at a time, the one holding its lease; a
 scheduler that dies loses the lease and another (or its restart) takes over from
-what is stored.
+what is stored. A driver looks at a sweep again as soon as one of its trials' jobs
+has news recorded (the notices on streams.RECORDED_SUBJECTS, from any replica); a
+slower round renews the leases, takes over abandoned sweeps and covers a lost notice.
 """
 
 from __future__ import annotations
@@ -11,23 +13,30 @@ import asyncio
 import contextlib
 import copy
 import logging
+import time
+from collections.abc import Iterator
 
+from nats.aio.client import Client
+from nats.aio.msg import Msg
 from pymongo.errors import PyMongoError
 
 from scheduler.jobs import Jobs, Refused
+from scheduler.metrics import Metrics
 from scheduler.sweeps.announce import Announcer
 from scheduler.sweeps.pruning import should_stop
 from scheduler.sweeps.search import Finished, budget, next_point
 from store.documents import Document, hyperparameters_from, now
 from store.jobs import JobStore
 from store.sweeps import SweepStore, new_trial
-from tuner.core import states
+from tuner.core import states, streams
 from tuner.core.hyperparameters import normalized
 from tuner.v1 import sweep_pb2
 
 log = logging.getLogger(__name__)
 
 LEASE_SECONDS = 15.0
+ROUND_SECONDS = 5.0
+FAILED_PAUSE_SECONDS = 1.0  # after a failed look, a whole round comes this much later
 
 
 def active(trial: Document) -> bool:
@@ -51,7 +60,8 @@ class SweepDriver:
         jobs: Jobs,
         announcer: Announcer,
         name: str,
-        every: float = 1.0,
+        every: float = ROUND_SECONDS,
+        metrics: Metrics | None = None,
     ) -> None:
         self._sweeps = sweeps
         self._store = store
@@ -59,48 +69,142 @@ class SweepDriver:
         self._announcer = announcer
         self._name = name
         self._every = every
+        self._metrics = metrics or Metrics()
         self._held: set[str] = set()
+        self._following: dict[str, set[str]] = {}  # job id -> held sweeps with it active
+        self._due: set[str] = set()  # sweeps to look at now
+        self._woken = asyncio.Event()
+
+    async def listen(self, nc: Client) -> None:
+        """Hear of recorded job news from every scheduler."""
+        await nc.subscribe(streams.RECORDED_SUBJECTS, cb=self._on_recorded)
+
+    async def _on_recorded(self, msg: Msg) -> None:
+        job_id = msg.subject.rpartition(".")[2]
+        for sweep_id in self._following.get(job_id, ()):
+            self.wake(sweep_id)
+
+    def wake(self, sweep_id: str) -> None:
+        """Look at the sweep now: claim it if no one drives it, then step it."""
+        self._due.add(sweep_id)
+        self._woken.set()
 
     async def run(self, stopping: asyncio.Event) -> None:
+        loop = asyncio.get_running_loop()
+        next_round = loop.time()
         while not stopping.is_set():
+            self._woken.clear()
             try:
-                await self.round()
-            except PyMongoError as error:
-                log.warning("driving sweeps: database unavailable: %s", error)
-            except Exception:
-                log.exception("driving sweeps failed; trying again")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stopping.wait(), timeout=self._every)
+                if loop.time() >= next_round:
+                    next_round = loop.time() + self._every
+                    await self.round()
+                else:
+                    await self.step_due()
+            except Exception as error:
+                if isinstance(error, PyMongoError):
+                    log.warning("driving sweeps: database unavailable: %s", error)
+                else:
+                    log.exception("driving sweeps failed; trying again")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stopping.wait(), FAILED_PAUSE_SECONDS)
+                next_round = loop.time()
+                continue
+            if self._woken.is_set():
+                continue
+            waiters = [asyncio.create_task(e.wait()) for e in (self._woken, stopping)]
+            try:
+                timeout = max(0.0, next_round - loop.time())
+                await asyncio.wait(waiters, timeout=timeout, return_when="FIRST_COMPLETED")
+            finally:
+                for waiter in waiters:
+                    waiter.cancel()
 
     async def round(self) -> None:
+        """Renew every lease held, take over abandoned sweeps, step them all."""
         await self._announcer.retry()
         for doc in await self._sweeps.claimable(now()):
             self._held.add(doc["_id"])
+        self._held |= self._due
+        self._due.clear()
         for sweep_id in sorted(self._held):
-            if not await self._sweeps.claim(sweep_id, self._name, LEASE_SECONDS):
-                self._held.discard(sweep_id)
-                continue
-            if await self.step(sweep_id):
-                self._held.discard(sweep_id)
+            await self._claim_and_step(sweep_id)
+
+    async def step_due(self) -> None:
+        """Step the sweeps woken since the last look; a sweep not held yet is claimed first."""
+        for sweep_id in sorted(self._due):
+            self._due.discard(sweep_id)
+            try:
+                if sweep_id in self._held:
+                    await self._step_held(sweep_id)
+                else:
+                    await self._claim_and_step(sweep_id)
+            except Exception:
+                self._due.add(sweep_id)  # looked at again in the round after the failure
+                raise
+
+    async def _claim_and_step(self, sweep_id: str) -> None:
+        with self._timed("store"):
+            claimed = await self._sweeps.claim(sweep_id, self._name, LEASE_SECONDS)
+        if not claimed:
+            self._drop(sweep_id)
+            return
+        self._held.add(sweep_id)
+        await self._step_held(sweep_id)
+
+    async def _step_held(self, sweep_id: str) -> None:
+        if await self.step(sweep_id):
+            self._drop(sweep_id)
+
+    def _drop(self, sweep_id: str) -> None:
+        self._held.discard(sweep_id)
+        self._follow_jobs(sweep_id, [])
+
+    def _follow_jobs(self, sweep_id: str, trials: list[Document]) -> None:
+        """Hear of the jobs of the sweep's active trials, and of no other."""
+        for job_id in [j for j, held in self._following.items() if sweep_id in held]:
+            self._following[job_id].discard(sweep_id)
+            if not self._following[job_id]:
+                del self._following[job_id]
+        for trial in trials:
+            if active(trial):
+                self._following.setdefault(trial["job_id"], set()).add(sweep_id)
+
+    @contextlib.contextmanager
+    def _timed(self, part: str) -> Iterator[None]:
+        began = time.perf_counter()
+        try:
+            yield
+        finally:
+            self._metrics.sweep_step.labels(part).observe(time.perf_counter() - began)
 
     async def step(self, sweep_id: str) -> bool:
         """One look at a sweep, announced if it changed; True once it has ended."""
-        doc = await self._sweeps.get(sweep_id)
+        with self._timed("store"):
+            doc = await self._sweeps.get(sweep_id)
         if doc is None or states.sweep_of(doc) != states.SWEEP_RUNNING:
             return True
         spec = sweep_pb2.SweepSpec.FromString(doc["spec"])
         trials: list[Document] = doc["trials"]
+        self._follow_jobs(sweep_id, trials)
         before = copy.deepcopy(trials)
         await self._follow(sweep_id, spec, trials)
         # Rounds that changed nothing write nothing, so watchers hear only of changes.
-        changed = trials != before and await self._sweeps.set_trials(sweep_id, self._name, trials)
+        changed = False
+        if trials != before:
+            with self._timed("store"):
+                changed = await self._sweeps.set_trials(sweep_id, self._name, trials)
         changed = await self._launch(sweep_id, spec, doc["owner"], trials) or changed
+        self._follow_jobs(sweep_id, trials)
         ended = len(trials) >= budget(spec) and not any(active(t) for t in trials)
-        if ended and await self._sweeps.finish(sweep_id, states.SWEEP_SUCCEEDED):
-            changed = True
-            log.info("sweep %s finished: %d trials", sweep_id, len(trials))
+        if ended:
+            with self._timed("store"):
+                finished = await self._sweeps.finish(sweep_id, states.SWEEP_SUCCEEDED)
+            if finished:
+                changed = True
+                log.info("sweep %s finished: %d trials", sweep_id, len(trials))
         if changed:
-            await self._announcer.changed(sweep_id)
+            with self._timed("announce"):
+                await self._announcer.changed(sweep_id)
         return ended
 
     async def _follow(
@@ -110,7 +214,8 @@ class SweepDriver:
         for trial in trials:
             if not active(trial):
                 continue
-            job = await self._store.get(trial["job_id"])
+            with self._timed("store"):
+                job = await self._store.get(trial["job_id"])
             if job is None:
                 continue
             trial["state"] = job["state"]
@@ -128,7 +233,7 @@ class SweepDriver:
             epochs = trial["hyperparameters"]["epochs"]
             if should_stop(spec, trial["curve"], epochs, others, finished):
                 job = await self._store.get(trial["job_id"])
-                with contextlib.suppress(Refused):
+                with contextlib.suppress(Refused), self._timed("cancel"):
                     if job is not None:
                         job = await self._jobs.cancel(job, pruned_reason(sweep_id))
                         trial.update(state=job["state"], pruned=True)
@@ -152,19 +257,26 @@ class SweepDriver:
                 for t in trials
                 if not active(t)
             ]
-            hp = normalized(next_point(spec, len(trials), finished))
+            pending = [hyperparameters_from(t["hyperparameters"]) for t in trials if active(t)]
+            with self._timed("ask"):
+                hp = normalized(next_point(spec, len(trials), finished, pending))
             try:
-                job, duplicate = await self._jobs.submit(hp, owner)
+                with self._timed("submit"):
+                    job, duplicate = await self._jobs.submit(hp, owner)
             except Refused as refused:
                 log.info("sweep %s waits to launch a trial: %s", sweep_id, refused)
                 return launched
+            # Before the trial is stored: its job may end, and be told, at any moment now.
+            self._following.setdefault(job["_id"], set()).add(sweep_id)
             trial = new_trial(
                 len(trials) + 1, job, reused=duplicate and states.of(job) == states.SUCCEEDED
             )
             if job["result"]:
                 trial["test_accuracy"] = job["result"]["test_accuracy"]
                 trial["curve"] = [m["test_accuracy"] for m in job["history"]]
-            if not await self._sweeps.add_trial(sweep_id, self._name, trial):
+            with self._timed("store"):
+                added = await self._sweeps.add_trial(sweep_id, self._name, trial)
+            if not added:
                 return launched  # cancelled, or driven elsewhere now
             trials.append(trial)
             launched = True

@@ -174,10 +174,18 @@ def random_point(spec: sweep_pb2.SweepSpec, number: int) -> job_pb2.Hyperparamet
 
 
 def tpe_point(
-    spec: sweep_pb2.SweepSpec, number: int, finished: Sequence[Finished]
+    spec: sweep_pb2.SweepSpec,
+    number: int,
+    finished: Sequence[Finished],
+    pending: Sequence[job_pb2.Hyperparameters] = (),
 ) -> job_pb2.Hyperparameters:
-    """Asks a fresh optuna study, told every finished trial, for the next point."""
+    """Asks a fresh optuna study, told every finished trial, for the next point.
+
+    The trials still running are told as running: with the constant liar, TPE takes them
+    for poor results, so parallel trials spread out instead of repeating each other.
+    """
     import optuna  # only sweeps with TPE pay for its import
+    from optuna.trial import TrialState
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     distributions: dict[str, optuna.distributions.BaseDistribution] = {}
@@ -195,19 +203,28 @@ def tpe_point(
             distributions[name] = optuna.distributions.FloatDistribution(d.min, d.max, log=d.log)
     for field_name, choice in zip(CATEGORICAL, _choices(spec.space), strict=True):
         distributions[field_name] = optuna.distributions.CategoricalDistribution(choice)
-    sampler = optuna.samplers.TPESampler(seed=(spec.sampler_seed + number) % 2**32)
+    sampler = optuna.samplers.TPESampler(
+        seed=(spec.sampler_seed + number) % 2**32, constant_liar=True
+    )
     study = optuna.create_study(direction="maximize", sampler=sampler)
-    for trial in finished:
-        params = {n: _param(trial.hyperparameters, n) for n in distributions}
-        if trial.accuracy is None:
-            state = optuna.trial.TrialState.FAIL
-        else:
-            state = optuna.trial.TrialState.COMPLETE
-        study.add_trial(
-            optuna.trial.create_trial(
-                params=params, distributions=distributions, value=trial.accuracy, state=state
-            )
+    told = [
+        optuna.trial.create_trial(
+            params={n: _param(trial.hyperparameters, n) for n in distributions},
+            distributions=distributions,
+            value=trial.accuracy,
+            state=TrialState.FAIL if trial.accuracy is None else TrialState.COMPLETE,
         )
+        for trial in finished
+    ]
+    told += [
+        optuna.trial.create_trial(
+            params={n: _param(hp, n) for n in distributions},
+            distributions=distributions,
+            state=TrialState.RUNNING,
+        )
+        for hp in pending
+    ]
+    study.add_trials(told)
     asked = study.ask(distributions)
     values = {n: float(v) for n, v in asked.params.items()}
     values.setdefault("seed", 0)
@@ -221,11 +238,14 @@ def _param(hp: job_pb2.Hyperparameters, name: str) -> float:
 
 
 def next_point(
-    spec: sweep_pb2.SweepSpec, number: int, finished: Sequence[Finished]
+    spec: sweep_pb2.SweepSpec,
+    number: int,
+    finished: Sequence[Finished],
+    pending: Sequence[job_pb2.Hyperparameters] = (),
 ) -> job_pb2.Hyperparameters:
-    """Trial `number`'s hyperparameters (0-based)."""
+    """Trial `number`'s hyperparameters (0-based), `pending` the trials still running."""
     if spec.strategy == sweep_pb2.SEARCH_STRATEGY_GRID:
         return grid(spec.space)[number]
     if spec.strategy == sweep_pb2.SEARCH_STRATEGY_TPE:
-        return tpe_point(spec, number, finished)
+        return tpe_point(spec, number, finished, pending)
     return random_point(spec, number)

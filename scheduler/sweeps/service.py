@@ -59,6 +59,7 @@ class SweepService(sweep_pb2_grpc.SweepServiceServicer):
         doc = new_sweep(uuid.uuid4().hex, request.spec, current_user.get())
         await self._sweeps.insert(doc)
         await self._announcer.announce(doc)
+        self._driver.wake(doc["_id"])  # its first trials are queued at once, by this replica
         return sweep_pb2.CreateSweepResponse(sweep=sweep_from(doc))
 
     async def GetSweep(

@@ -39,6 +39,10 @@ SWEEPS_SUBJECTS = "tuner.sweeps.>"
 
 CANCEL_SUBJECTS = "tuner.cancel.*"
 
+# Core NATS, no stream: a scheduler recorded news of a job (a state, an epoch), so that
+# the sweep driver following it, on whichever replica, looks again at once.
+RECORDED_SUBJECTS = "tuner.recorded.*"
+
 # Trainers announce themselves on core NATS (soft state, no stream): every
 # TRAINER_ANNOUNCE_SECONDS, and a trainer silent for TRAINER_SILENCE_SECONDS is gone.
 TRAINERS_SUBJECTS = "tuner.trainers.*"
@@ -67,6 +71,10 @@ def sweep_subject(sweep_id: str) -> str:
 
 def cancel_subject(job_id: str) -> str:
     return f"tuner.cancel.{job_id}"
+
+
+def recorded_subject(job_id: str) -> str:
+    return f"tuner.recorded.{job_id}"
 
 
 def trainer_subject(name: str) -> str:

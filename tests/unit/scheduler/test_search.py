@@ -62,6 +62,28 @@ def test_tpe_learns_from_finished_trials() -> None:
     assert mean < sum(p.learning_rate for p in first) / 10
 
 
+def test_tpe_asked_beside_running_trials_does_not_repeat_them() -> None:
+    """Four trials asked at once (parallelism 4) after twelve finished ones, in a space of
+    24 points: told of the running ones, TPE spreads out; not told, it asks one point 4x."""
+    s = parse(
+        "strategy: tpe\nmax_trials: 40\nsampler_seed: 3\nspace: {epochs: [1], "
+        "learning_rate: [0.001, 0.01], batch_size: [64, 128, 256], models: [mlp, cnn], "
+        "optimizers: [adam, sgd]}"
+    )
+    first = [next_point(s, i, []) for i in range(12)]
+
+    def accuracy(p: job_pb2.Hyperparameters) -> float:
+        return 0.5 + 0.2 * (p.batch_size == 64) + 0.1 * (p.learning_rate == 0.001)
+
+    finished = [Finished(p, accuracy(p)) for p in first]
+    told: list[job_pb2.Hyperparameters] = []
+    for number in range(12, 16):
+        told.append(next_point(s, number, finished, pending=told))
+    blind = [next_point(s, number, finished) for number in range(12, 16)]
+    assert len({p.SerializeToString() for p in told}) == 4
+    assert len({p.SerializeToString() for p in blind}) < 4, "the space no longer shows it"
+
+
 @pytest.mark.parametrize(
     ("text", "field"),
     [

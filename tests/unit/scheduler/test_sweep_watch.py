@@ -25,6 +25,7 @@ from scheduler.sweeps.service import SweepService
 from store.documents import Document
 from store.jobs import JobStore
 from store.sweeps import SweepStore
+from tests.support.calls import Context
 from tuner.core import states, streams
 from tuner.core.streams import QueuePolicy
 from tuner.sweep_spec import parse
@@ -47,11 +48,6 @@ class CountingStore(SweepStore):
     async def get(self, sweep_id: str) -> Document | None:
         self.reads += 1
         return await super().get(sweep_id)
-
-
-class Context:
-    async def abort(self, code: Any, details: str) -> None:
-        raise AssertionError(f"aborted: {code} {details}")
 
 
 class FlakyJetStream:
