@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 
 
 class Announcer:
-    """Publishes the trainer's status every few seconds and whenever its worker changes job."""
+    """Publishes the trainer's status every 2 s, and at once when it gets ready or changes job."""
 
     def __init__(
         self,
@@ -46,6 +46,7 @@ class Announcer:
             torch_threads=torch.get_num_threads(),
             jobs_done=self._worker.jobs_done,
             goodbye=goodbye,
+            ready=self._worker.ready,
         )
         status.start_time.CopyFrom(self._started)
         if (current := self._worker.current) is not None:

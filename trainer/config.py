@@ -9,9 +9,27 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tuner.core import env as settings
+from tuner.core.hyperparameters import DATASETS
 from tuner.core.streams import QueuePolicy
 
 DEVICES = ("auto", "cpu", "cuda")
+WARM_DEFAULT = ("mnist",)
+
+
+def warm_datasets(env: Mapping[str, str]) -> tuple[str, ...]:
+    """TUNER_WARM_DATASETS: data sets to load at start, comma-separated; empty or none: none."""
+    raw = env.get("TUNER_WARM_DATASETS")
+    if raw is None:
+        return WARM_DEFAULT
+    if raw.strip().lower() in ("", "none"):
+        return ()
+    names = [name.strip() for name in raw.split(",") if name.strip()]
+    if unknown := [name for name in names if name not in DATASETS]:
+        raise settings.ConfigError(
+            f"TUNER_WARM_DATASETS: must be none or a comma-separated list of "
+            f"{', '.join(DATASETS)}, got {', '.join(map(repr, unknown))}"
+        )
+    return tuple(dict.fromkeys(names))
 
 
 def default_data_dir(env: Mapping[str, str]) -> Path:
@@ -30,6 +48,7 @@ class Config:
     torch_threads: int  # 0: torch's default, every core
     nats_ca_file: str = ""
     metrics_port: int = 0  # 0: no metrics served
+    warm_datasets: tuple[str, ...] = WARM_DEFAULT  # loaded before the first job is taken
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Config:
@@ -51,4 +70,5 @@ class Config:
             torch_threads=settings.integer(e, "TUNER_TORCH_THREADS", 0, minimum=0),
             nats_ca_file=settings.text(e, "TUNER_NATS_CA_FILE"),
             metrics_port=settings.integer(e, "TUNER_METRICS_PORT", 0, minimum=0, maximum=65535),
+            warm_datasets=warm_datasets(e),
         )

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import gzip
+import logging
 import os
 import shutil
 import tempfile
 import threading
+import time
 import urllib.error
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +22,8 @@ from tuner.v1 import job_pb2
 # Debian's dataset-fashion-mnist package; its .gz files differ byte-wise from the ones
 # torchvision checks (same images, recompressed), so they are extracted here, never downloaded.
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+
+log = logging.getLogger(__name__)
 
 
 class DatasetMissing(Exception):
@@ -153,9 +157,17 @@ class DataCache:
         self._lock = threading.Lock()
         self._loaded: dict[tuple[int, torch.device], Dataset] = {}
 
+    def holds(self, dataset: int, device: torch.device) -> bool:
+        """Whether the data set is loaded onto the device already."""
+        with self._lock:
+            return (dataset, device) in self._loaded
+
     def get(self, dataset: int, device: torch.device) -> Dataset:
         with self._lock:
             key = (dataset, device)
             if key not in self._loaded:
+                started = time.perf_counter()
                 self._loaded[key] = load(dataset, self._root, device)
+                took = time.perf_counter() - started
+                log.info("%s loaded onto %s in %.2f s", _SOURCES[dataset].name, device, took)
             return self._loaded[key]

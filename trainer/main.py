@@ -1,4 +1,4 @@
-"""Wiring: NATS, the data cache and the worker loop, with one shutdown sequence."""
+"""Wiring: NATS, the announcements, the warm-up and the worker loop, with one shutdown sequence."""
 
 from __future__ import annotations
 
@@ -52,10 +52,11 @@ async def main(config: Config) -> int:
     worker = Worker(config, nc, js, metrics)
     await worker.listen(stopping)
     supervisor = Supervisor(stopping)
+    announcer = Announcer(config, nc, worker)
+    # Announced from the start (not ready); the job loop warms up first, in a thread.
+    supervisor.start("the announcements", lambda: announcer.run(stopping))
     supervisor.start("the job loop", worker.run)
     supervisor.start("the hand-back on stop", worker.hand_back)
-    announcer = Announcer(config, nc, worker)
-    supervisor.start("the announcements", lambda: announcer.run(stopping))
     await until_either(stopping, supervisor.dead)
     code = 1 if supervisor.dead.is_set() else 0
     if code:

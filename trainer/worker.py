@@ -18,6 +18,7 @@ from trainer.config import Config
 from trainer.data import DataCache, DatasetMissing
 from trainer.metrics import Metrics
 from trainer.training import Cancelled, Diverged, pick_device, train
+from trainer.warm import warm_up
 from tuner.core import streams
 from tuner.core.consume import consume
 from tuner.core.retry import Backoff, retry
@@ -48,7 +49,8 @@ class Worker:
         self._cancelled: collections.deque[tuple[str, int]] = collections.deque(maxlen=1000)
         self._stopping = asyncio.Event()
         self.jobs_done = 0
-        self.changed = asyncio.Event()  # set when a job is taken or ends: announce it at once
+        self.ready = False  # warmed up: only then does it take jobs
+        self.changed = asyncio.Event()  # set when ready, or a job is taken or ends: announce it
 
     @property
     def device(self) -> str:
@@ -62,10 +64,26 @@ class Worker:
         """Hear cancellations, and stop the running job when the trainer stops."""
         self._stopping = stopping
         await self._nc.subscribe(streams.CANCEL_SUBJECTS, cb=self._on_cancel)
-        log.info("trainer %s ready on %s", self._config.name, self._device)
+        log.info("trainer %s on %s: warming up", self._config.name, self._device)
+
+    async def warm_up(self) -> None:
+        """Once: load the warm data sets and run torch, in a thread; then say it is ready."""
+        if self.ready:
+            return
+        warmed = await asyncio.to_thread(
+            warm_up, self._config.warm_datasets, self._data, self._device, self._stopping.is_set
+        )
+        if self._stopping.is_set():
+            return
+        self.ready = True
+        self.changed.set()
+        log.info("trainer %s ready on %s (%s)", self._config.name, self._device, warmed)
 
     async def run(self) -> None:
-        """Take jobs one at a time until the trainer stops."""
+        """Warm up, then take jobs one at a time until the trainer stops."""
+        await self.warm_up()
+        if self._stopping.is_set():
+            return
         await consume(
             self._js,
             streams.JOBS_STREAM,

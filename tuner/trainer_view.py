@@ -7,8 +7,15 @@ from datetime import UTC, datetime
 from tuner.v1 import trainer_pb2
 
 
+def warming_up(trainer: trainer_pb2.TrainerStatus) -> bool:
+    """Still loading its data at start: it takes no job until it is ready."""
+    return not trainer.ready and not trainer.job_id
+
+
 def state(trainer: trainer_pb2.TrainerStatus) -> str:
-    return "busy" if trainer.job_id else "idle"
+    if trainer.job_id:
+        return "busy"
+    return "warming up" if warming_up(trainer) else "idle"
 
 
 def job(trainer: trainer_pb2.TrainerStatus) -> str:

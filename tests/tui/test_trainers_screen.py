@@ -34,11 +34,21 @@ def trainers() -> list[trainer_pb2.TrainerStatus]:
         run=1,
         jobs_done=4,
         progress=job_pb2.Progress(epoch=2, total_epochs=3, step=1200, total_steps=2814),
+        ready=True,
     )
     busy.receive_time.CopyFrom(at(0.8))
-    idle = trainer_pb2.TrainerStatus(name="trainer-2", host="cpu-box", device="cpu", jobs_done=1)
+    idle = trainer_pb2.TrainerStatus(
+        name="trainer-2", host="cpu-box", device="cpu", jobs_done=1, ready=True
+    )
     idle.receive_time.CopyFrom(at(1.5))
     return [idle, busy]
+
+
+def warming() -> trainer_pb2.TrainerStatus:
+    """Just started: loading its data, not taking jobs yet."""
+    status = trainer_pb2.TrainerStatus(name="trainer-3", host="cpu-box", device="cpu")
+    status.receive_time.CopyFrom(at(0.2))
+    return status
 
 
 def rows(table: DataTable[str]) -> list[list[str]]:
@@ -87,6 +97,14 @@ async def test_the_screen_lists_each_trainer_and_says_when_there_is_none(
         title = str(screen.query_one("#trainers-title", Label).render())
         assert title == "Trainers: 2 connected, 1 busy"
 
+        screen.post_message(TrainersLoaded([*trainers(), warming()]))
+        await pilot.pause()
+        assert rows(screen.query_one(DataTable))[2] == [
+            "trainer-3", "cpu", "warming up", "-", "-", "0", "0.2 s ago",
+        ]  # fmt: skip
+        title = str(screen.query_one("#trainers-title", Label).render())
+        assert title == "Trainers: 3 connected, 1 busy, 1 warming up"
+
         screen.post_message(TrainersLoaded([]))
         await pilot.pause()
         assert empty.display
@@ -118,8 +136,12 @@ async def test_the_status_line_counts_trainers_and_a_queued_row_waits_for_one(
 
         screen.post_message(TrainersLoaded(trainers()))
         await pilot.pause()
-        assert "trainers 2" in str(status.render())
+        assert "trainers 2 ready" in str(status.render())
         assert not queued_row.has_class("-waiting")
+        screen.post_message(TrainersLoaded([*trainers(), warming()]))
+        await pilot.pause()
+        assert "trainers 3 (1 warming up)" in str(status.render())
+        assert "ready" not in str(status.render())
         # A row that arrives while none is connected waits from the start.
         screen.post_message(TrainersLoaded([]))
         later = job(33, mlp(33), QUEUED)
@@ -150,7 +172,7 @@ async def test_live_the_trainers_screen_shows_the_stack_trainer(
         app = TunerApp(client)
         async with app.run_test(size=(120, 30)) as pilot:
             status = app.screen.query_one(ConnectionStatus)
-            await until(pilot, lambda: "trainers 1" in str(status.render()), timeout=90)
+            await until(pilot, lambda: "trainers 1 ready" in str(status.render()), timeout=90)
             await pilot.press("f6")
             screen = app.screen
             assert isinstance(screen, TrainersScreen)
@@ -169,11 +191,15 @@ async def test_trainer_changes_from_the_feed_keep_the_count(client: TunerClient)
         status = screen.query_one(ConnectionStatus)
         assert "no trainer connected" in str(status.render())
         idle, busy = trainers()
+        cold = trainer_pb2.TrainerStatus()
+        cold.CopyFrom(idle)
+        cold.ready = False
         for kind, trainer, expected in [
-            (trainer_pb2.TRAINER_CHANGE_KIND_APPEARED, idle, "trainers 1"),
-            (trainer_pb2.TRAINER_CHANGE_KIND_APPEARED, busy, "trainers 2"),
-            (trainer_pb2.TRAINER_CHANGE_KIND_CHANGED, busy, "trainers 2"),
-            (trainer_pb2.TRAINER_CHANGE_KIND_LEFT, idle, "trainers 1"),
+            (trainer_pb2.TRAINER_CHANGE_KIND_APPEARED, cold, "trainers 1 (1 warming up)"),
+            (trainer_pb2.TRAINER_CHANGE_KIND_CHANGED, idle, "trainers 1 ready"),
+            (trainer_pb2.TRAINER_CHANGE_KIND_APPEARED, busy, "trainers 2 ready"),
+            (trainer_pb2.TRAINER_CHANGE_KIND_CHANGED, busy, "trainers 2 ready"),
+            (trainer_pb2.TRAINER_CHANGE_KIND_LEFT, idle, "trainers 1 ready"),
             (trainer_pb2.TRAINER_CHANGE_KIND_LEFT, busy, "no trainer connected"),
         ]:
             change = trainer_pb2.TrainerChange(kind=kind, trainer=trainer)

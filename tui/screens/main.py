@@ -35,6 +35,7 @@ from tui.widgets.leaderboard import Leaderboard
 from tui.widgets.message_board import MessageBoard
 from tui.widgets.running import RunningJobs
 from tui.widgets.status import ConnectionStatus
+from tuner import trainer_view
 from tuner.client import TunerClient
 from tuner.core import states
 from tuner.core.retry import Backoff
@@ -184,7 +185,8 @@ class MainScreen(Screen[None]):
     def _show_trainers(self) -> None:
         """The count here, and the whole set to any Trainers screen open above."""
         count = len(self.trainers)
-        self.query_one(ConnectionStatus).trainers(count)
+        warming_up = sum(trainer_view.warming_up(t) for t in self.trainers.values())
+        self.query_one(ConnectionStatus).trainers(count, warming_up)
         self.query_one(RunningJobs).set_trainers(count)
         for screen in self.app.screen_stack:
             if isinstance(screen, TrainersScreen):

@@ -94,8 +94,10 @@ class TrainersScreen(Screen[None]):
             table.move_cursor(row=names.index(key))
         self.set_class(not self.trainers, "-empty")
         busy = sum(bool(t.job_id) for t in self.trainers)
+        warming_up = sum(trainer_view.warming_up(t) for t in self.trainers)
+        title = f"Trainers: {len(self.trainers)} connected, {busy} busy"
         self.query_one("#trainers-title", Label).update(
-            f"Trainers: {len(self.trainers)} connected, {busy} busy"
+            title + (f", {warming_up} warming up" if warming_up else "")
         )
 
     @on(RequestFailed)

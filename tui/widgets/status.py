@@ -36,9 +36,14 @@ class ConnectionStatus(Static):
         trainers = f" · {self._trainers}" if self._trainers and self.is_online else ""
         self.update(f"{self._where} · {self._text}{trainers}{notice}")
 
-    def trainers(self, count: int) -> None:
-        """How many trainers the scheduler hears from, shown while it answers."""
-        self._trainers = "no trainer connected" if count == 0 else f"trainers {count}"
+    def trainers(self, count: int, warming_up: int = 0) -> None:
+        """How many trainers the scheduler hears from, and how many of them warm up still."""
+        if count == 0:
+            self._trainers = "no trainer connected"
+        elif warming_up:
+            self._trainers = f"trainers {count} ({warming_up} warming up)"
+        else:
+            self._trainers = f"trainers {count} ready"
         self.set_class(count == 0, "-no-trainers")
         self._show()
 

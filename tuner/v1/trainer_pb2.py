@@ -26,19 +26,19 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from tuner.v1 import job_pb2 as tuner_dot_v1_dot_job__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16tuner/v1/trainer.proto\x12\x08tuner.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x12tuner/v1/job.proto\"\xca\x02\n\rTrainerStatus\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04host\x18\x02 \x01(\t\x12\x0e\n\x06\x64\x65vice\x18\x03 \x01(\t\x12\x15\n\rtorch_threads\x18\x04 \x01(\x05\x12\x0e\n\x06job_id\x18\x05 \x01(\t\x12\x0b\n\x03run\x18\x06 \x01(\x05\x12$\n\x08progress\x18\x07 \x01(\x0b\x32\x12.tuner.v1.Progress\x12\x11\n\tjobs_done\x18\x08 \x01(\x03\x12.\n\nstart_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tsend_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07goodbye\x18\x0b \x01(\x08\x12\x30\n\x0creceive_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"d\n\rTrainerChange\x12)\n\x04kind\x18\x01 \x01(\x0e\x32\x1b.tuner.v1.TrainerChangeKind\x12(\n\x07trainer\x18\x02 \x01(\x0b\x32\x17.tuner.v1.TrainerStatus\"7\n\nTrainerSet\x12)\n\x08trainers\x18\x01 \x03(\x0b\x32\x17.tuner.v1.TrainerStatus*\x99\x01\n\x11TrainerChangeKind\x12#\n\x1fTRAINER_CHANGE_KIND_UNSPECIFIED\x10\x00\x12 \n\x1cTRAINER_CHANGE_KIND_APPEARED\x10\x01\x12\x1f\n\x1bTRAINER_CHANGE_KIND_CHANGED\x10\x02\x12\x1c\n\x18TRAINER_CHANGE_KIND_LEFT\x10\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16tuner/v1/trainer.proto\x12\x08tuner.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x12tuner/v1/job.proto\"\xd9\x02\n\rTrainerStatus\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04host\x18\x02 \x01(\t\x12\x0e\n\x06\x64\x65vice\x18\x03 \x01(\t\x12\x15\n\rtorch_threads\x18\x04 \x01(\x05\x12\x0e\n\x06job_id\x18\x05 \x01(\t\x12\x0b\n\x03run\x18\x06 \x01(\x05\x12$\n\x08progress\x18\x07 \x01(\x0b\x32\x12.tuner.v1.Progress\x12\x11\n\tjobs_done\x18\x08 \x01(\x03\x12.\n\nstart_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tsend_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07goodbye\x18\x0b \x01(\x08\x12\x30\n\x0creceive_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05ready\x18\r \x01(\x08\"d\n\rTrainerChange\x12)\n\x04kind\x18\x01 \x01(\x0e\x32\x1b.tuner.v1.TrainerChangeKind\x12(\n\x07trainer\x18\x02 \x01(\x0b\x32\x17.tuner.v1.TrainerStatus\"7\n\nTrainerSet\x12)\n\x08trainers\x18\x01 \x03(\x0b\x32\x17.tuner.v1.TrainerStatus*\x99\x01\n\x11TrainerChangeKind\x12#\n\x1fTRAINER_CHANGE_KIND_UNSPECIFIED\x10\x00\x12 \n\x1cTRAINER_CHANGE_KIND_APPEARED\x10\x01\x12\x1f\n\x1bTRAINER_CHANGE_KIND_CHANGED\x10\x02\x12\x1c\n\x18TRAINER_CHANGE_KIND_LEFT\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'tuner.v1.trainer_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_TRAINERCHANGEKIND']._serialized_start=582
-  _globals['_TRAINERCHANGEKIND']._serialized_end=735
+  _globals['_TRAINERCHANGEKIND']._serialized_start=597
+  _globals['_TRAINERCHANGEKIND']._serialized_end=750
   _globals['_TRAINERSTATUS']._serialized_start=90
-  _globals['_TRAINERSTATUS']._serialized_end=420
-  _globals['_TRAINERCHANGE']._serialized_start=422
-  _globals['_TRAINERCHANGE']._serialized_end=522
-  _globals['_TRAINERSET']._serialized_start=524
-  _globals['_TRAINERSET']._serialized_end=579
+  _globals['_TRAINERSTATUS']._serialized_end=435
+  _globals['_TRAINERCHANGE']._serialized_start=437
+  _globals['_TRAINERCHANGE']._serialized_end=537
+  _globals['_TRAINERSET']._serialized_start=539
+  _globals['_TRAINERSET']._serialized_end=594
 # @@protoc_insertion_point(module_scope)

@@ -23,7 +23,7 @@ TRAINER_CHANGE_KIND_CHANGED: TrainerChangeKind
 TRAINER_CHANGE_KIND_LEFT: TrainerChangeKind
 
 class TrainerStatus(_message.Message):
-    __slots__ = ("name", "host", "device", "torch_threads", "job_id", "run", "progress", "jobs_done", "start_time", "send_time", "goodbye", "receive_time")
+    __slots__ = ("name", "host", "device", "torch_threads", "job_id", "run", "progress", "jobs_done", "start_time", "send_time", "goodbye", "receive_time", "ready")
     NAME_FIELD_NUMBER: _ClassVar[int]
     HOST_FIELD_NUMBER: _ClassVar[int]
     DEVICE_FIELD_NUMBER: _ClassVar[int]
@@ -36,6 +36,7 @@ class TrainerStatus(_message.Message):
     SEND_TIME_FIELD_NUMBER: _ClassVar[int]
     GOODBYE_FIELD_NUMBER: _ClassVar[int]
     RECEIVE_TIME_FIELD_NUMBER: _ClassVar[int]
+    READY_FIELD_NUMBER: _ClassVar[int]
     name: str
     host: str
     device: str
@@ -48,7 +49,8 @@ class TrainerStatus(_message.Message):
     send_time: _timestamp_pb2.Timestamp
     goodbye: bool
     receive_time: _timestamp_pb2.Timestamp
-    def __init__(self, name: _Optional[str] = ..., host: _Optional[str] = ..., device: _Optional[str] = ..., torch_threads: _Optional[int] = ..., job_id: _Optional[str] = ..., run: _Optional[int] = ..., progress: _Optional[_Union[_job_pb2.Progress, _Mapping]] = ..., jobs_done: _Optional[int] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., send_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., goodbye: _Optional[bool] = ..., receive_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    ready: bool
+    def __init__(self, name: _Optional[str] = ..., host: _Optional[str] = ..., device: _Optional[str] = ..., torch_threads: _Optional[int] = ..., job_id: _Optional[str] = ..., run: _Optional[int] = ..., progress: _Optional[_Union[_job_pb2.Progress, _Mapping]] = ..., jobs_done: _Optional[int] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., send_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., goodbye: _Optional[bool] = ..., receive_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ready: _Optional[bool] = ...) -> None: ...
 
 class TrainerChange(_message.Message):
     __slots__ = ("kind", "trainer")

@@ -24,6 +24,7 @@ def test_the_defaults() -> None:
     assert config.progress_interval == 0.2
     assert config.torch_threads == 0
     assert config.nats_ca_file == ""
+    assert config.warm_datasets == ("mnist",)
     assert Config.from_env({}).data_dir == Path.home() / ".cache" / "tuner" / "data"
 
 
@@ -39,6 +40,7 @@ def test_every_setting_is_read() -> None:
             "TUNER_PROGRESS_INTERVAL": "1.5",
             "TUNER_TORCH_THREADS": "2",
             "TUNER_NATS_CA_FILE": "/ca.pem",
+            "TUNER_WARM_DATASETS": "fashion-mnist, mnist",
         }
     )
     assert (config.nats_url, config.nats_ca_file) == ("tls://n1:4222", "/ca.pem")
@@ -46,6 +48,24 @@ def test_every_setting_is_read() -> None:
     assert (config.device, config.name) == ("cuda:1", "t7")
     assert config.queue == QueuePolicy(ack_wait_seconds=4.0, max_deliver=5)
     assert (config.progress_interval, config.torch_threads) == (1.5, 2)
+    assert config.warm_datasets == ("fashion-mnist", "mnist")
+
+
+@pytest.mark.parametrize(
+    ("value", "warm"),
+    [
+        ("mnist", ("mnist",)),
+        ("mnist,fashion-mnist", ("mnist", "fashion-mnist")),
+        (" fashion-mnist , mnist ,", ("fashion-mnist", "mnist")),
+        ("mnist,mnist", ("mnist",)),
+        ("none", ()),
+        ("None", ()),
+        ("", ()),
+        ("  ", ()),
+    ],
+)
+def test_the_warm_datasets_are_a_list_or_none(value: str, warm: tuple[str, ...]) -> None:
+    assert Config.from_env({"TUNER_WARM_DATASETS": value}).warm_datasets == warm
 
 
 BAD = [
@@ -56,6 +76,12 @@ BAD = [
     ("TUNER_PROGRESS_INTERVAL", "0", "TUNER_PROGRESS_INTERVAL: must be a positive number"),
     ("TUNER_ACK_WAIT_SECONDS", "abc", "TUNER_ACK_WAIT_SECONDS: expected a number, got 'abc'"),
     ("TUNER_MAX_DELIVER", "0", "TUNER_MAX_DELIVER: must be 1 or more, got 0"),
+    (
+        "TUNER_WARM_DATASETS",
+        "mnist,cifar10",
+        "TUNER_WARM_DATASETS: must be none or a comma-separated list of mnist, fashion-mnist, "
+        "got 'cifar10'",
+    ),
 ]
 
 
@@ -83,6 +109,13 @@ def test_a_bad_variable_is_named_with_its_rule(env: dict[str, str], message: str
             "trainer: TUNER_LOG_LEVEL: must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL, "
             "got 'LOUD'",
             id="TUNER_LOG_LEVEL=LOUD",
+        ),
+        pytest.param(
+            "TUNER_WARM_DATASETS",
+            "emnist",
+            "trainer: TUNER_WARM_DATASETS: must be none or a comma-separated list of mnist, "
+            "fashion-mnist, got 'emnist'",
+            id="TUNER_WARM_DATASETS=emnist",
         ),
         pytest.param(
             "TUNER_METRICS_PORT",

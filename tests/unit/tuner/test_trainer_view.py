@@ -25,9 +25,10 @@ def busy() -> trainer_pb2.TrainerStatus:
     return status
 
 
-def test_a_busy_and_an_idle_trainer() -> None:
-    idle = trainer_pb2.TrainerStatus(name="trainer-2", device="cuda:0")
-    rows = trainer_rows([busy(), idle], NOW)
+def test_a_busy_an_idle_and_a_warming_trainer() -> None:
+    idle = trainer_pb2.TrainerStatus(name="trainer-2", device="cuda:0", ready=True)
+    warming = trainer_pb2.TrainerStatus(name="trainer-3", device="cpu", ready=False)
+    rows = trainer_rows([busy(), idle, warming], NOW)
     assert rows == [
         (
             "trainer-1",
@@ -39,7 +40,9 @@ def test_a_busy_and_an_idle_trainer() -> None:
             "0.8 s ago",
         ),
         ("trainer-2", "cuda:0", "idle", "-", "-", "0", "-"),
+        ("trainer-3", "cpu", "warming up", "-", "-", "0", "-"),
     ]
+    assert [trainer_view.warming_up(t) for t in (busy(), idle, warming)] == [False, False, True]
     assert table(rows).splitlines()[0].split() == [
         "name", "device", "state", "job", "progress", "done", "last", "seen",
     ]  # fmt: skip
