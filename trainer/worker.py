@@ -268,6 +268,8 @@ class Events:
         self._epochs: list[job_pb2.EpochMetrics] = []  # all of them go with the success
         self._pending: collections.deque[tuple[str, Message]] = collections.deque()
         self._wake = asyncio.Event()
+        self._drained = asyncio.Event()
+        self._drained.set()
         self._sender = asyncio.create_task(self._send())
 
     def enqueue(self, kind: str, message: Message) -> None:
@@ -277,6 +279,7 @@ class Events:
             self._pending[-1] = (kind, message)
         else:
             self._pending.append((kind, message))
+        self._drained.clear()
         self._wake.set()
 
     async def _send(self) -> None:
@@ -286,11 +289,11 @@ class Events:
             while self._pending:
                 await self.publish(*self._pending[0])
                 self._pending.popleft()
+            self._drained.set()
 
     async def flush(self) -> None:
         """Wait until every queued event is published, then stop the sender."""
-        while self._pending:
-            await asyncio.sleep(0.01)
+        await self._drained.wait()
         self._sender.cancel()
 
     async def publish(
