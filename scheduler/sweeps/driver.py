@@ -5,6 +5,11 @@ scheduler that dies loses the lease and another (or its restart) takes over from
 what is stored. A driver looks at a sweep again as soon as one of its trials' jobs
 has news recorded (the notices on streams.RECORDED_SUBJECTS, from any replica); a
 slower round renews the leases, takes over abandoned sweeps and covers a lost notice.
+
+A trial's trainer is free once it reports the trial's end, before any scheduler has
+recorded it: the driver hears the trainers' reports too, and a reported end frees the
+trial's place in the parallelism at once (the trial stays pending for the strategy
+until its end is recorded).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import logging
 import time
 from collections.abc import Iterator
 
+from google.protobuf.message import DecodeError
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from pymongo.errors import PyMongoError
@@ -30,7 +36,7 @@ from store.jobs import JobStore
 from store.sweeps import SweepStore, new_trial
 from tuner.core import states, streams
 from tuner.core.hyperparameters import normalized
-from tuner.v1 import sweep_pb2
+from tuner.v1 import event_pb2, sweep_pb2
 
 log = logging.getLogger(__name__)
 
@@ -72,17 +78,36 @@ class SweepDriver:
         self._metrics = metrics or Metrics()
         self._held: set[str] = set()
         self._following: dict[str, set[str]] = {}  # job id -> held sweeps with it active
+        self._reported: dict[str, int] = {}  # job id -> attempt whose end its trainer reported
         self._due: set[str] = set()  # sweeps to look at now
         self._woken = asyncio.Event()
 
     async def listen(self, nc: Client) -> None:
-        """Hear of recorded job news from every scheduler."""
+        """Hear of recorded job news from every scheduler, and of the trainers' endings."""
         await nc.subscribe(streams.RECORDED_SUBJECTS, cb=self._on_recorded)
+        await nc.subscribe(streams.EVENTS_SUBJECTS, cb=self._on_report)
 
     async def _on_recorded(self, msg: Msg) -> None:
         job_id = msg.subject.rpartition(".")[2]
         for sweep_id in self._following.get(job_id, ()):
             self.wake(sweep_id)
+
+    async def _on_report(self, msg: Msg) -> None:
+        job_id = msg.subject.split(".")[2]  # tuner.events.JOB.RUN
+        if job_id not in self._following:
+            return  # decoded only for the jobs of the sweeps held here
+        try:
+            event = event_pb2.JobEvent.FromString(msg.data)
+        except DecodeError:
+            return
+        if event.WhichOneof("kind") in ("succeeded", "failed"):
+            self._reported[job_id] = max(event.attempt, self._reported.get(job_id, 0))
+            for sweep_id in self._following[job_id]:
+                self.wake(sweep_id)
+
+    def _busy(self, trial: Document) -> bool:
+        """Active, and its trainer has not reported its end."""
+        return active(trial) and trial["job_id"] not in self._reported
 
     def wake(self, sweep_id: str) -> None:
         """Look at the sweep now: claim it if no one drives it, then step it."""
@@ -161,13 +186,16 @@ class SweepDriver:
 
     def _follow_jobs(self, sweep_id: str, trials: list[Document]) -> None:
         """Hear of the jobs of the sweep's active trials, and of no other."""
+        now_active = {t["job_id"] for t in trials if active(t)}
         for job_id in [j for j, held in self._following.items() if sweep_id in held]:
+            if job_id in now_active:
+                continue
             self._following[job_id].discard(sweep_id)
             if not self._following[job_id]:
                 del self._following[job_id]
-        for trial in trials:
-            if active(trial):
-                self._following.setdefault(trial["job_id"], set()).add(sweep_id)
+                self._reported.pop(job_id, None)
+        for job_id in now_active:
+            self._following.setdefault(job_id, set()).add(sweep_id)
 
     @contextlib.contextmanager
     def _timed(self, part: str) -> Iterator[None]:
@@ -218,6 +246,11 @@ class SweepDriver:
                 job = await self._store.get(trial["job_id"])
             if job is None:
                 continue
+            reported = self._reported.get(trial["job_id"])
+            if reported is not None and (
+                states.of(job) not in states.ACTIVE or job["attempts"] > reported
+            ):
+                del self._reported[trial["job_id"]]  # recorded, or a later attempt runs
             trial["state"] = job["state"]
             trial["curve"] = [m["test_accuracy"] for m in job["history"]]
             if job["result"]:
@@ -248,7 +281,7 @@ class SweepDriver:
         """Start trials up to the parallelism and the budget; True if any started."""
         launched = False
         parallelism = spec.parallelism or 1
-        while len(trials) < budget(spec) and sum(active(t) for t in trials) < parallelism:
+        while len(trials) < budget(spec) and sum(self._busy(t) for t in trials) < parallelism:
             finished = [
                 Finished(
                     hyperparameters_from(t["hyperparameters"]),

@@ -214,3 +214,41 @@ async def test_another_replica_takes_over_a_sweep_whose_driver_died(
     )
     assert [t["number"] for t in doc["trials"]] == [1, 2, 3, 4]
     assert await jobs_of(cluster.store) == 4, "a trial was launched twice"
+
+
+async def test_a_trainers_report_of_an_end_frees_its_place_before_it_is_recorded(
+    cluster: Cluster,
+) -> None:
+    a = await cluster.start("replica-a", HOUR)
+    sweep_id = await create(a)
+    doc = await until(cluster.sweeps, sweep_id, "the first pair", lambda d: len(d["trials"]) == 2)
+    first = doc["trials"][0]
+    await a.recorder.apply(
+        event_pb2.JobEvent(
+            job_id=first["job_id"],
+            run=1,
+            attempt=1,
+            started=event_pb2.JobStarted(trainer="trainer-1"),
+        )
+    )
+    # The trainer's success goes out on the job's subject; no recorder runs to record it.
+    report = event_pb2.JobEvent(
+        job_id=first["job_id"],
+        run=1,
+        attempt=1,
+        succeeded=job_pb2.Result(test_accuracy=0.9, device="cpu"),
+    )
+    await a.nc.publish(streams.events_subject(first["job_id"], 1), report.SerializeToString())
+    doc = await until(cluster.sweeps, sweep_id, "trial 3", lambda d: len(d["trials"]) == 3)
+    job = await cluster.store.get(first["job_id"])
+    assert job is not None and states.of(job) == states.RUNNING, "recorded meanwhile"
+    assert trial_states(doc)[2] == states.QUEUED
+
+    await a.recorder.apply(report)  # recorded now: the sweep follows, launching nothing more
+    doc = await until(
+        cluster.sweeps,
+        sweep_id,
+        "trial 1 recorded",
+        lambda d: trial_states(d)[0] == states.SUCCEEDED,
+    )
+    assert len(doc["trials"]) == 3
