@@ -16,7 +16,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from benchmarks import control, levers, overhead, scaleout, trainer_vs_classic
+from benchmarks import control, levers, overhead, scaleout, sweeps, trainer_vs_classic
 from benchmarks.cluster import BenchStack
 from benchmarks.common import (
     OUT,
@@ -29,7 +29,7 @@ from benchmarks.common import (
     machine,
 )
 
-ROWS = (1, 2, 3, 4)
+ROWS = (1, 2, 3, 4, 6)  # row 5 is the GPU's
 
 
 def cases(quick: bool) -> list[tuple[str, str]]:
@@ -39,17 +39,18 @@ def cases(quick: bool) -> list[tuple[str, str]]:
     return [("mnist", "cnn"), ("mnist", "mlp"), ("fashion-mnist", "cnn"), ("fashion-mnist", "mlp")]
 
 
-def attempt(title: str, run: Callable[[], Section]) -> Section:
+def attempt(title: str, run: Callable[[], Section | list[Section]]) -> list[Section]:
     """A row that fails becomes a note in the results; the rows after it still run."""
     try:
-        section = run()
+        made = run()
+        sections = made if isinstance(made, list) else [made]
     except Exception as error:
         traceback.print_exc()
-        section = Section(
-            title, ["error"], [[" ".join(f"{type(error).__name__}: {error}".split())]]
-        )
-    print(section.text(), "\n", flush=True)
-    return section
+        message = " ".join(f"{type(error).__name__}: {error}".split())
+        sections = [Section(title, ["error"], [[message]])]
+    for section in sections:
+        print(section.text(), "\n", flush=True)
+    return sections
 
 
 def stack_rows(
@@ -61,22 +62,22 @@ def stack_rows(
     if 3 in rows:
         bench = control.submit_stack(state / "submit", root)
         try:
-            sections.append(attempt("Row 3a", lambda: asyncio.run(control.submit_latency(bench))))
+            sections += attempt("Row 3a", lambda: asyncio.run(control.submit_latency(bench)))
         finally:
             bench.stop()
     if rows & {2, 3, 4}:
         bench = BenchStack.start(state / "jobs", root, trainers=1)
         try:
             if 2 in rows:
-                sections.append(attempt("Row 2", lambda: asyncio.run(overhead.run(bench))))
+                sections += attempt("Row 2", lambda: asyncio.run(overhead.run(bench)))
             if 3 in rows:
                 title = "Row 3b: trainer->watcher latency and fan-out (a consumer per job run)"
                 fan_out = control.watch_latency_and_fan_out
-                sections.append(
-                    attempt(title, lambda: asyncio.run(fan_out(bench, watchers, title, 3_000)))
+                sections += attempt(
+                    title, lambda: asyncio.run(fan_out(bench, watchers, title, 3_000))
                 )
             if 4 in rows:
-                sections.append(attempt("Row 4", lambda: asyncio.run(scaleout.run(bench))))
+                sections += attempt("Row 4", lambda: asyncio.run(scaleout.run(bench)))
         finally:
             bench.stop()
     if 3 in rows and per_watcher:
@@ -87,9 +88,7 @@ def stack_rows(
             title = "Row 3c: the same with a consumer per watcher (the scheduler before its hub)"
             counts = [n for n in watchers if n > 1] or watchers
             fan_out = control.watch_latency_and_fan_out
-            sections.append(
-                attempt(title, lambda: asyncio.run(fan_out(bench, counts, title, 6_000)))
-            )
+            sections += attempt(title, lambda: asyncio.run(fan_out(bench, counts, title, 6_000)))
         finally:
             bench.stop()
     return sections
@@ -128,7 +127,7 @@ def main() -> None:
         "--rows",
         type=lambda s: {int(r) for r in s.split(",") if r},
         default=set(ROWS),
-        help="comma-separated rows to run (default 1,2,3,4; '' for none, with --levers)",
+        help="comma-separated rows to run (default 1,2,3,4,6; '' for none, with --levers)",
     )
     parser.add_argument("--quick", action="store_true", help="row 1: CNN on MNIST only")
     parser.add_argument(
@@ -152,6 +151,12 @@ def main() -> None:
         action="store_true",
         help="row 3: skip the fan-out through a consumer per watcher (the baseline, ~1 min)",
     )
+    parser.add_argument(
+        "--sweep-trials",
+        type=int,
+        default=sweeps.TRIALS,
+        help=f"row 6: trials in the sweep (default {sweeps.TRIALS})",
+    )
     parser.add_argument("--no-record", action="store_true", help="leave RESULTS.md as it is")
     args = parser.parse_args()
     # A TERM (from a timeout, say) unwinds like an error, so the stacks' processes stop too.
@@ -169,12 +174,14 @@ def main() -> None:
     sections: list[Section] = []
     if 1 in args.rows:
         row1 = trainer_vs_classic.run
-        sections.append(attempt("Row 1", lambda: row1(cases(args.quick), args.passive)))
+        sections += attempt("Row 1", lambda: row1(cases(args.quick), args.passive))
     if args.levers:
-        sections.append(attempt("Levers", levers.run))
+        sections += attempt("Levers", levers.run)
     OUT.mkdir(parents=True, exist_ok=True)
     state = Path(tempfile.mkdtemp(prefix="state-", dir=OUT))
     sections += stack_rows(args.rows, args.watchers, not args.no_per_watcher, state)
+    if 6 in args.rows:
+        sections += attempt("Row 6", lambda: sweeps.run(state / "sweeps", args.sweep_trials))
     shutil.rmtree(state, ignore_errors=True)  # kept, with the services' logs, when a row fails
     header["minutes"] = (time.monotonic() - started) / 60
     sections.sort(key=lambda s: (not s.title.startswith("Row"), s.title))  # Row 1, 2, 3a, 3b...

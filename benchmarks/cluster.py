@@ -60,9 +60,15 @@ class BenchStack:
 
     @classmethod
     def start(
-        cls, state_dir: Path, data_dir: Path, trainers: int = 1, scheduler: str = "scheduler"
+        cls,
+        state_dir: Path,
+        data_dir: Path,
+        trainers: int = 1,
+        scheduler: str = "scheduler",
+        scheduler_env: dict[str, str] | None = None,
     ) -> BenchStack:
-        """`scheduler` is the module run as the scheduler (a baseline's patched one, say)."""
+        """`scheduler` is the module run as the scheduler (a baseline's patched one, say);
+        `scheduler_env` is set for the scheduler only (TUNER_METRICS_PORT, say)."""
         stack = Stack(state_dir)
         for name in ("TUNER_NATS_URL", "TUNER_MONGO_URI", "TUNER_TORCH_THREADS"):
             stack.env.pop(name, None)
@@ -70,7 +76,10 @@ class BenchStack:
         try:
             stack.start_nats()
             stack.start_mongo(in_memory=True)
+            stack.env.update(scheduler_env or {})
             bench = cls(stack, start_scheduler(stack, scheduler))
+            for name in scheduler_env or {}:
+                stack.env.pop(name)
             if trainers:
                 bench.start_trainers(trainers)
         except BaseException:

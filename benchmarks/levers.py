@@ -13,8 +13,9 @@ import os
 import time
 from pathlib import Path
 
+from benchmarks.baselines.classic_trial import classic_network
 from benchmarks.common import Json, Section, data_root, load_average, run_worker
-from benchmarks.trainer_vs_classic import MODELS, classic_network
+from benchmarks.trainer_vs_classic import MODELS
 
 CLASSIC = ["--threads", "2", "--classic-model", "--eval-chunk", "1000"]
 KEPT = ["--channels-last", "--fused"]

@@ -14,8 +14,8 @@ import os
 import statistics
 import time
 from pathlib import Path
-from typing import Any
 
+from benchmarks.baselines import classic_trial
 from benchmarks.common import Json, Section, data_root, load_average, ratio, run_worker
 
 DATASETS = {"mnist": 1, "fashion-mnist": 2}  # job_pb2.DATASET_* (no torch in the parent)
@@ -29,91 +29,11 @@ SEED = 1
 # (the classic way's most), so the speed-up is taken between the medians of those runs.
 MORE_SEEDS = [2, 3]
 TIMES = ("train_s", "eval_s", "whole_s", "cpu_s")
-# The per-dataset constants the classic examples hard-code for Normalize.
-NORMALIZE = {"mnist": (0.1307, 0.3081), "fashion-mnist": (0.2860, 0.3530)}
-
-
-def classic_network(model: str) -> Any:
-    """The network as the PyTorch MNIST example writes it (ReLU before the max-pool), its
-    parameters created in the same order as trainer/models.py's.
-
-    Its dropout is the trainer's (the mask from torch.rand, the same distribution): a seed then
-    draws the same masks both ways (and, trainer/training.batch_order, the same batches), so
-    one CNN run each way compares accuracy; the speed-up leaves that lever out (~9% of a step).
-    """
-    from torch import nn
-
-    from trainer import models
-
-    if model == "mlp":
-        return models.mlp()
-    return nn.Sequential(
-        nn.Conv2d(1, 32, 3, 1),
-        nn.ReLU(),
-        nn.Conv2d(32, 64, 3, 1),
-        nn.ReLU(),
-        nn.MaxPool2d(2),
-        models.Dropout(0.25),
-        nn.Flatten(),
-        nn.Linear(9216, 128),
-        nn.ReLU(),
-        models.Dropout(0.5),
-        nn.Linear(128, 10),
-        nn.LogSoftmax(dim=1),
-    )
-
-
-def _prepare(dataset: str, root: Path) -> None:
-    """Extract the .gz files once (untimed, the same for both ways) through the trainer's loader."""
-    import torch
-
-    from trainer import data
-
-    data.load(DATASETS[dataset], root, torch.device("cpu"))
 
 
 def classic(dataset: str, model: str, root: Path, seed: int = SEED) -> Json:
-    import torch
-    from torch.nn import functional
-    from torch.utils.data import DataLoader
-    from torchvision import datasets, transforms
-
-    kind: Any = datasets.MNIST if dataset == "mnist" else datasets.FashionMNIST
-    mean, std = NORMALIZE[dataset]
-    started, cpu = time.perf_counter(), time.process_time()
-    transform = transforms.Compose([transforms.ToTensor(), transforms.Normalize((mean,), (std,))])
-    train_set = kind(root, train=True, download=False, transform=transform)
-    test_set = kind(root, train=False, download=False, transform=transform)
-    generator = torch.Generator().manual_seed(seed)
-    train_loader = DataLoader(train_set, batch_size=BATCH, shuffle=True, generator=generator)
-    test_loader = DataLoader(test_set, batch_size=1000)
-    torch.manual_seed(seed)
-    network = classic_network(model)
-    optimizer = torch.optim.Adam(network.parameters(), lr=LEARNING_RATE)
-    training = time.perf_counter()
-    network.train()
-    for images, labels in train_loader:
-        optimizer.zero_grad()
-        loss = functional.nll_loss(network(images), labels)
-        loss.backward()  # type: ignore[no-untyped-call]
-        optimizer.step()
-    evaluating = time.perf_counter()
-    network.eval()
-    correct = 0
-    with torch.no_grad():
-        for images, labels in test_loader:
-            correct += int((network(images).argmax(dim=1) == labels).sum().item())
-    ended = time.perf_counter()
-    return {
-        "prepare_s": training - started,
-        "train_s": evaluating - training,
-        "eval_s": ended - evaluating,
-        "whole_s": ended - started,
-        "cpu_s": time.process_time() - cpu,
-        "train_images": len(train_set),
-        "accuracy": correct / len(test_set),
-        "threads": torch.get_num_threads(),
-    }
+    """The classic way: benchmarks/baselines/classic_trial.py, Adam at row 1's settings."""
+    return classic_trial.run(dataset, model, root, seed, LEARNING_RATE, BATCH, "adam")
 
 
 def ours(dataset: str, model: str, root: Path, seed: int = SEED) -> Json:
@@ -294,7 +214,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=SEED)
     args = parser.parse_args()
     root = Path(os.environ["TUNER_DATA_DIR"])
-    _prepare(args.dataset, root)
+    classic_trial.prepare(args.dataset, root)
     work = classic if args.way == "classic" else ours
     print(json.dumps(work(args.dataset, args.model, root, args.seed)))
 
