@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from scheduler.auth import is_loopback, load_tokens
+from scheduler.retention import RetentionPolicy
 from tuner.core import env as settings
 from tuner.core.env import ConfigError
 from tuner.core.streams import QueuePolicy
@@ -25,6 +26,7 @@ class Config:
     metrics_port: int = 0  # 0: no metrics served
     tls_cert_file: str = ""
     tls_key_file: str = ""
+    retention: RetentionPolicy = field(default_factory=RetentionPolicy)
     # token -> user id; empty means callers name themselves, allowed on loopback only
     tokens: dict[str, str] = field(default_factory=dict, repr=False)
 
@@ -46,6 +48,7 @@ class Config:
             metrics_port=settings.integer(e, "TUNER_METRICS_PORT", 0, minimum=0, maximum=65535),
             tls_cert_file=settings.text(e, "TUNER_TLS_CERT_FILE"),
             tls_key_file=settings.text(e, "TUNER_TLS_KEY_FILE"),
+            retention=RetentionPolicy.from_env(e),
             tokens=load_tokens(e),
         )
         if bool(config.tls_cert_file) != bool(config.tls_key_file):

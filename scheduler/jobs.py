@@ -12,7 +12,7 @@ from scheduler.outages import NATS_OUTAGES
 from store.documents import Document, new_job, now
 from store.jobs import JobStore
 from tuner.core import states
-from tuner.core.hyperparameters import canonical_key, job_id
+from tuner.core.hyperparameters import canonical_key, job_id, lineage
 from tuner.v1 import job_pb2
 
 log = logging.getLogger(__name__)
@@ -65,23 +65,32 @@ class Jobs:
                 f"{user} has {self._max_active} jobs queued or running, the most allowed: "
                 "wait for some to finish or cancel some",
             )
+        reused = await self.reusable_epochs(hp)
         # Another submission of the same configuration may win either write: then it is a duplicate.
         if existing is None:
-            created = await self._store.insert(new_job(jid, key, hp, user))
+            created = await self._store.insert(new_job(jid, key, hp, user, reused))
         else:
-            created = await self._store.requeue(jid, existing["run"], user)
+            created = await self._store.requeue(jid, existing["run"], user, reused)
         doc = await self._store.get(jid)
         if doc is None:
             raise Refused(grpc.StatusCode.ABORTED, "the job changed meanwhile; try again")
         if not created:
             return doc, True
         log.info("job %s run %d submitted by %s: %s", jid, doc["run"], user, key)
+        if reused:
+            log.info("job %s is expected to reuse %d epochs of a shorter job", jid, reused)
         try:
             await self._dispatcher.announce(doc)
             await self._dispatcher.dispatch(doc)
         except Exception as error:  # the reconciler publishes it once NATS is back
             log.warning("job %s stays queued until NATS answers: %s", jid, error)
         return doc, False
+
+    async def reusable_epochs(self, hp: job_pb2.Hyperparameters) -> int:
+        """The epochs a job of `hp` should take from the longest shorter SUCCEEDED job of its
+        lineage, 0 if none: a prediction, the trainer decides from the checkpoints it finds."""
+        shorter = await self._store.longest_succeeded(lineage(hp), hp.epochs)
+        return 0 if shorter is None else int(shorter["hyperparameters"]["epochs"])
 
     async def cancel(self, doc: Document, reason: str) -> Document:
         """Cancel a QUEUED or RUNNING job; its trainer hears of it at once."""

@@ -26,6 +26,7 @@ from scheduler.metrics import Metrics, Refresher
 from scheduler.outages import OUTAGES
 from scheduler.reconciler import Reconciler
 from scheduler.recorder import Recorder
+from scheduler.retention import Retention
 from scheduler.service import TunerService
 from scheduler.status import Status
 from scheduler.sweeps.announce import Announcer
@@ -89,7 +90,14 @@ async def main(config: Config) -> int:
     metrics.count_watchers(lambda: hub.watching)
     metrics.count_trainers(trainers.count)
     tuner_service = TunerService(
-        store, jobs, js, trainers, Status(nc, js, store, trainers), hub=hub, metrics=metrics
+        store,
+        jobs,
+        js,
+        trainers,
+        Status(nc, js, store, trainers),
+        hub=hub,
+        metrics=metrics,
+        retention=config.retention,
     )
     tuner_service_pb2_grpc.add_TunerServiceServicer_to_server(tuner_service, server)
     sweep_pb2_grpc.add_SweepServiceServicer_to_server(
@@ -116,6 +124,8 @@ async def main(config: Config) -> int:
     supervisor.start("the sweep driver", lambda: driver.run(stopping))
     supervisor.start("the reconciler", lambda: reconciler.run(stopping))
     supervisor.start("the trainers' silence", lambda: trainers.run(stopping))
+    retention = Retention(store, js, config.retention)
+    supervisor.start("the model retention", lambda: retention.run(stopping))
     if stop_metrics:
         refresher = Refresher(metrics, store, js)
         supervisor.start("the metrics refresher", lambda: refresher.run(stopping))

@@ -145,6 +145,8 @@ class Recorder:
         changes: Document = {"result": result_doc(event.succeeded), "end_time": now()}
         if event.epochs:
             changes["history"] = sorted((epoch_doc(m) for m in event.epochs), key=_epoch_number)
+            # What the trainer did reuse, where the submission only predicted it.
+            changes["reused_epochs"] = sum(m.reused for m in event.epochs)
         moved = await self._store.transition(
             event.job_id, event.run, SUCCEEDED, changes, attempt=event.attempt
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 import re
 from collections.abc import AsyncGenerator, AsyncIterator
 from datetime import UTC, datetime
@@ -17,6 +18,9 @@ from scheduler.fanout import EventHub, replay
 from scheduler.jobs import Jobs, Refused
 from scheduler.merge import merged
 from scheduler.metrics import Metrics
+from scheduler.models import FORMATS, CorruptModel, NoModel, read_model, why_no_model
+from scheduler.outages import NATS_OUTAGES
+from scheduler.retention import RetentionPolicy
 from scheduler.status import Status
 from scheduler.trainers import Trainers
 from scheduler.validation import ID, valid_id, valid_page_size
@@ -30,6 +34,8 @@ if TYPE_CHECKING:
     Context = grpc.aio.ServicerContext[Any, Any]
 else:
     Context = grpc.aio.ServicerContext
+
+log = logging.getLogger(__name__)
 
 MAX_LEADERBOARD = 50
 DEFAULT_LEADERBOARD = 10
@@ -81,8 +87,10 @@ class TunerService(tuner_service_pb2_grpc.TunerServiceServicer):
         status: Status,
         hub: EventHub | None = None,
         metrics: Metrics | None = None,
+        retention: RetentionPolicy | None = None,
     ) -> None:
         self._store = store
+        self._retention = retention or RetentionPolicy()
         self._js = js
         self._jobs = jobs
         self._hub = hub or EventHub(js)
@@ -109,8 +117,13 @@ class TunerService(tuner_service_pb2_grpc.TunerServiceServicer):
             doc, duplicate = await self._jobs.submit(hp, user)
         except Refused as refused:
             await context.abort(refused.code, str(refused))
+        # A prediction, for a job still to train: the trainer goes by the checkpoints it finds.
+        reused = 0 if states.of(doc) in states.TERMINAL else doc.get("reused_epochs", 0)
         return tuner_service_pb2.SubmitJobResponse(
-            job=job_from(doc), deduplicated=duplicate, trainers_connected=self._trainers.count()
+            job=job_from(doc),
+            deduplicated=duplicate,
+            trainers_connected=self._trainers.count(),
+            reused_epochs=reused,
         )
 
     async def GetJob(
@@ -229,6 +242,42 @@ class TunerService(tuner_service_pb2_grpc.TunerServiceServicer):
         self, request: tuner_service_pb2.GetStatusRequest, context: Context
     ) -> tuner_service_pb2.GetStatusResponse:
         return await self._status.gather()
+
+    async def GetModel(
+        self, request: tuner_service_pb2.GetModelRequest, context: Context
+    ) -> AsyncIterator[tuner_service_pb2.GetModelResponse]:
+        # Anyone may download any job's model, as anyone may look any job up (GetJob).
+        model_format = request.format or job_pb2.MODEL_FORMAT_STATE_DICT
+        if model_format not in FORMATS:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT, f"format: unknown model format {request.format}"
+            )
+        doc = await self._get(request.job_id, context)
+        if (why := why_no_model(doc, self._retention)) is not None:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, why)
+        job = doc["_id"]
+        try:
+            model = await read_model(self._js, job, FORMATS[model_format])
+        except NoModel:
+            await context.abort(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"job_id: the model of job {job} is not stored "
+                f"(kept: {self._retention.describe()})",
+            )
+        except CorruptModel:
+            log.error("job %s: the stored %s model does not match its digest", job, model_format)
+            await context.abort(
+                grpc.StatusCode.DATA_LOSS, f"job_id: the stored model of job {job} is damaged"
+            )
+        except NATS_OUTAGES as error:
+            log.warning("job %s: cannot read its model: %r", job, error)
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "NATS unavailable, try again")
+        header = tuner_service_pb2.ModelHeader(
+            job_id=job, format=model_format, size=len(model.data), sha256=model.sha256
+        )
+        yield tuner_service_pb2.GetModelResponse(header=header)
+        for chunk in model.chunks():
+            yield tuner_service_pb2.GetModelResponse(chunk=chunk)
 
 
 async def _job_events(

@@ -9,7 +9,7 @@ from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from tuner.core import states
-from tuner.core.hyperparameters import DATASETS, MODELS, OPTIMIZERS, name_of
+from tuner.core.hyperparameters import DATASETS, MODELS, OPTIMIZERS, lineage, name_of
 from tuner.v1 import job_pb2
 
 Document = dict[str, Any]
@@ -71,7 +71,22 @@ def epoch_doc(m: job_pb2.EpochMetrics) -> Document:
         "test_accuracy": m.test_accuracy,
         "training_seconds": _seconds(m.training_duration),
         "evaluation_seconds": _seconds(m.evaluation_duration),
+        "attempt": m.attempt,
+        "reused": m.reused,
     }
+
+
+def epoch_from(m: Document) -> job_pb2.EpochMetrics:
+    return job_pb2.EpochMetrics(
+        epoch=m["epoch"],
+        train_loss=m["train_loss"],
+        test_loss=m["test_loss"],
+        test_accuracy=m["test_accuracy"],
+        training_duration=_duration(m["training_seconds"]),
+        evaluation_duration=_duration(m["evaluation_seconds"]),
+        attempt=m.get("attempt", 0),
+        reused=m.get("reused", False),
+    )
 
 
 def result_doc(r: job_pb2.Result) -> Document:
@@ -84,12 +99,17 @@ def result_doc(r: job_pb2.Result) -> Document:
     }
 
 
-def new_job(job_id: str, key: str, hp: job_pb2.Hyperparameters, owner: str) -> Document:
+def new_job(
+    job_id: str, key: str, hp: job_pb2.Hyperparameters, owner: str, reused_epochs: int = 0
+) -> Document:
+    """`reused_epochs`: the epochs it is expected to take from a shorter job of its lineage."""
     t = now()
     return {
         "_id": job_id,
         "key": key,
         "hyperparameters": hyperparameters_doc(hp),
+        "lineage": lineage(hp),
+        "reused_epochs": reused_epochs,
         "state": states.name(states.QUEUED),
         "owner": owner,
         "run": 1,
@@ -104,6 +124,9 @@ def new_job(job_id: str, key: str, hp: job_pb2.Hyperparameters, owner: str) -> D
         "start_time": None,
         "end_time": None,
         "update_time": t,
+        # Set by the model retention (scheduler/retention.py) once the job has SUCCEEDED.
+        "model_review": None,
+        "model_deleted": None,
     }
 
 
@@ -117,20 +140,11 @@ def job_from(doc: Document) -> job_pb2.Job:
         error=doc["error"],
         run=doc["run"],
         trainer=doc["trainer"],
+        reused_epochs=doc.get("reused_epochs", 0),
     )
     if doc.get("progress"):
         job.progress.CopyFrom(job_pb2.Progress(**doc["progress"]))
-    for m in doc.get("history", []):
-        job.history.append(
-            job_pb2.EpochMetrics(
-                epoch=m["epoch"],
-                train_loss=m["train_loss"],
-                test_loss=m["test_loss"],
-                test_accuracy=m["test_accuracy"],
-                training_duration=_duration(m["training_seconds"]),
-                evaluation_duration=_duration(m["evaluation_seconds"]),
-            )
-        )
+    job.history.extend(epoch_from(m) for m in doc.get("history", []))
     if r := doc.get("result"):
         job.result.CopyFrom(
             job_pb2.Result(

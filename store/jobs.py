@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, WriteConcern
 from pymongo.errors import DuplicateKeyError
 
 from store.documents import Document, now
-from tuner.core.states import ACTIVE, QUEUED, RERUNNABLE, RUNNING, SOURCES, name, names
+from tuner.core.states import (
+    ACTIVE,
+    QUEUED,
+    RERUNNABLE,
+    RUNNING,
+    SOURCES,
+    SUCCEEDED,
+    name,
+    names,
+)
 
 LEADERBOARD_SIZE = 50
 LEADERBOARD_ORDER = [
@@ -18,6 +27,8 @@ LEADERBOARD_ORDER = [
     ("result.training_seconds", ASCENDING),
     ("_id", ASCENDING),
 ]
+# What the model retention reads of a job.
+MODEL_FIELDS = {"owner": 1, "end_time": 1, "lineage": 1, "hyperparameters.epochs": 1, "result": 1}
 
 
 class JobStore:
@@ -57,6 +68,21 @@ class JobStore:
         await self.jobs.create_index([("state", ASCENDING), ("update_time", ASCENDING)])
         await self.jobs.create_index([("owner", ASCENDING), ("state", ASCENDING)])
         await self.leaderboard.create_index(LEADERBOARD_ORDER)
+        # The shorter jobs of a lineage; the models to review; an owner's latest successes.
+        await self.jobs.create_index(
+            [("lineage", ASCENDING), ("state", ASCENDING), ("hyperparameters.epochs", ASCENDING)]
+        )
+        await self.jobs.create_index(
+            [
+                ("state", ASCENDING),
+                ("model_review", ASCENDING),
+                ("model_deleted", ASCENDING),
+                ("end_time", ASCENDING),
+            ]
+        )
+        await self.jobs.create_index(
+            [("owner", ASCENDING), ("state", ASCENDING), ("end_time", ASCENDING)]
+        )
 
     async def insert(self, doc: Document) -> bool:
         """False when a job with this id already exists."""
@@ -96,7 +122,7 @@ class JobStore:
         result = await self.jobs.update_one(condition, {"$set": update})
         return result.modified_count == 1
 
-    async def requeue(self, job_id: str, run: int, owner: str) -> bool:
+    async def requeue(self, job_id: str, run: int, owner: str, reused_epochs: int = 0) -> bool:
         """Start a new run of a FAILED or CANCELLED job; True if this call did it."""
         t = now()
         result = await self.jobs.update_one(
@@ -117,10 +143,32 @@ class JobStore:
                     "start_time": None,
                     "end_time": None,
                     "update_time": t,
+                    "reused_epochs": reused_epochs,
+                    "model_review": None,
+                    "model_deleted": None,
                 }
             },
         )
         return result.modified_count == 1
+
+    async def longest_succeeded(self, lineage: str, below_epochs: int) -> Document | None:
+        """The SUCCEEDED job of `lineage` with the most epochs below `below_epochs` whose model
+        (and so its final checkpoint) is still stored; None if there is none.
+
+        SecantusDB reads every document a filter matches, sort and limit or not, so the filter
+        is what must be small: a lineage holds one job per number of epochs (1..100), so this
+        one matches fewer than 100, through the (lineage, state, epochs) index.
+        """
+        cursor = self.jobs.find(
+            {
+                "lineage": lineage,
+                "state": name(SUCCEEDED),
+                "hyperparameters.epochs": {"$lt": below_epochs},
+            },
+            {"hyperparameters.epochs": 1, "model_deleted": 1},
+        )
+        found = [d for d in await cursor.to_list() if not d.get("model_deleted")]
+        return max(found, key=lambda d: int(d["hyperparameters"]["epochs"]), default=None)
 
     async def set_dispatched(self, job_id: str, run: int, sequence: int) -> None:
         await self.jobs.update_one(
@@ -210,6 +258,65 @@ class JobStore:
         )
         if losers := [d["_id"] for d in await cursor.to_list()]:
             await self.leaderboard.delete_many({"_id": {"$in": losers}})
+
+    async def leaderboard_ids(self) -> set[str]:
+        """The ids on the leaderboard: at most LEADERBOARD_SIZE (rank keeps it so)."""
+        return {str(d["_id"]) for d in await self.leaderboard.find({}, {"_id": 1}).to_list()}
+
+    async def models_to_review(self, ended_before: datetime, at: datetime) -> list[Document]:
+        """SUCCEEDED jobs whose model the retention must look at: those it never looked at that
+        ended before `ended_before`, and those it kept whose next look is due at `at`.
+
+        Each filter matches only what is due: a job leaves it once looked at (its model
+        deleted, or its next look set later), so a pass reads what it has to decide on.
+        """
+        due: list[dict[str, Any]] = [
+            {"model_review": None, "model_deleted": None, "end_time": {"$lt": ended_before}},
+            {"model_review": {"$lte": at}},
+        ]
+        found: list[Document] = []
+        for condition in due:
+            cursor = self.jobs.find({"state": name(SUCCEEDED), **condition}, MODEL_FIELDS)
+            found.extend(await cursor.to_list())
+        return found
+
+    async def latest_successes(self, owner: str, count: int, at: datetime) -> set[str]:
+        """The ids of the owner's `count` SUCCEEDED jobs that ended last, before `at`.
+
+        Asked over a window of the latest day, then 4, 16, ... days back until it holds
+        `count` of them (or goes back 100 years): the filter matches some multiple of `count`
+        jobs for a steady owner, not all of the owner's history.
+        """
+        if count <= 0:
+            return set()
+        window = timedelta(days=1)
+        while True:
+            since = at - window if window < timedelta(days=36500) else None
+            condition: dict[str, Any] = {"$lte": at}
+            if since is not None:
+                condition["$gt"] = since
+            cursor = self.jobs.find(
+                {"owner": owner, "state": name(SUCCEEDED), "end_time": condition},
+                {"end_time": 1},
+            )
+            docs = await cursor.to_list()
+            if len(docs) >= count or since is None:
+                docs.sort(key=lambda d: (d["end_time"], d["_id"]), reverse=True)
+                return {str(d["_id"]) for d in docs[:count]}
+            window *= 4
+
+    async def review_model_at(self, job_id: str, at: datetime) -> None:
+        """The retention keeps the job's model until it looks again at `at`."""
+        await self.jobs.update_one(
+            {"_id": job_id, "state": name(SUCCEEDED)}, {"$set": {"model_review": at}}
+        )
+
+    async def set_model_deleted(self, job_id: str, at: datetime) -> None:
+        """The retention deleted the job's model (and its final checkpoint) at `at`."""
+        await self.jobs.update_one(
+            {"_id": job_id, "state": name(SUCCEEDED)},
+            {"$set": {"model_deleted": at, "model_review": None}},
+        )
 
     async def top(self, limit: int) -> list[Document]:
         cursor = self.leaderboard.find({}).sort(LEADERBOARD_ORDER).limit(limit)

@@ -43,6 +43,9 @@ class Split:
 class Dataset:
     train: Split
     test: Split
+    # What the images were normalized with, (x - mean) / std: a final model applies it itself.
+    mean: float = 0.0
+    std: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -146,6 +149,8 @@ def load(dataset: int, root: Path, device: torch.device) -> Dataset:
     return Dataset(
         train=Split(_normalized(train_images, mean, std), train.targets.to(device)),
         test=Split(_normalized(test_images, mean, std), test.targets.to(device)),
+        mean=mean.item(),
+        std=std.item(),
     )
 
 

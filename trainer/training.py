@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 from google.protobuf import duration_pb2
@@ -23,6 +26,60 @@ class Cancelled(Exception):
 
 class Diverged(Exception):
     """The training loss became NaN or infinite."""
+
+
+@dataclass(frozen=True)
+class State:
+    """A run after `epoch`: all that the rest of its training depends on, and its metrics.
+
+    Continuing from it gives, bit for bit, what the run would have gone on to give on the same
+    kind of device. Handed to on_state in the training thread, its tensors are the live ones:
+    copy or serialize them there (torch.save); a restored State is not modified.
+    """
+
+    epoch: int
+    model: dict[str, torch.Tensor]  # state_dict()
+    optimizer: dict[str, Any]  # state_dict()
+    rng: torch.Tensor  # torch.get_rng_state(): the CPU dropout masks
+    cuda_rng: torch.Tensor | None  # the device's generator on CUDA (its dropout masks), else None
+    generator: torch.Tensor  # the batch-order generator's get_state()
+    epochs: tuple[job_pb2.EpochMetrics, ...]  # epochs 1..epoch
+
+
+def _capture(
+    epoch: int,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    generator: torch.Generator,
+    device: torch.device,
+    epochs: Sequence[job_pb2.EpochMetrics],
+) -> State:
+    return State(
+        epoch=epoch,
+        model=model.state_dict(),
+        optimizer=optimizer.state_dict(),
+        rng=torch.get_rng_state(),
+        cuda_rng=torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+        generator=generator.get_state(),
+        epochs=tuple(epochs),
+    )
+
+
+def _restore(
+    state: State,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    generator: torch.Generator,
+    device: torch.device,
+) -> None:
+    """Back to `state`: weights, optimizer, then the random states (last: nothing draws after)."""
+    model.load_state_dict(state.model)  # copied into the parameters
+    # The optimizer would adopt the state's tensors and update them in place.
+    optimizer.load_state_dict(copy.deepcopy(state.optimizer))
+    torch.set_rng_state(state.rng)
+    if device.type == "cuda" and state.cuda_rng is not None:
+        torch.cuda.set_rng_state(state.cuda_rng, device)
+    generator.set_state(state.generator)
 
 
 def pick_device(preference: str = "auto") -> torch.device:
@@ -170,46 +227,84 @@ def train(
     on_epoch: Callable[[job_pb2.EpochMetrics], None],
     should_stop: Callable[[], bool],
     progress_interval: float = 0.2,
+    *,
+    start: State | None = None,
+    on_state: Callable[[State], None] | None = None,
+    attempt: int = 0,
 ) -> job_pb2.Result:
     """Train hp's model on data.train, evaluating on data.test after each epoch.
 
     The same hyperparameters on the same device give the same result: the seed fixes the
     initial weights, dropout and the batch order. Raises Cancelled soon after should_stop()
     turns true and Diverged when the training loss stops being finite.
+
+    With `start` (a State of this lineage, at most hp.epochs) it goes on after start.epoch,
+    the result the same as training from scratch; when start.epoch is hp.epochs it trains and
+    evaluates nothing. After each epoch on_state gets the State (before on_epoch its metrics,
+    marked with `attempt`); the result's durations add up every epoch's, restored ones too.
     """
     with torch_threads(cpu_threads(hp.model, device)):
-        return _train(hp, data, device, on_progress, on_epoch, should_stop, progress_interval)
+        return _train(
+            hp,
+            data,
+            device,
+            _Reports(on_progress, on_epoch, on_state, attempt),
+            should_stop,
+            progress_interval,
+            start,
+        )
+
+
+@dataclass(frozen=True)
+class _Reports:
+    progress: Callable[[job_pb2.Progress], None]
+    epoch: Callable[[job_pb2.EpochMetrics], None]
+    state: Callable[[State], None] | None
+    attempt: int
 
 
 def _train(
     hp: job_pb2.Hyperparameters,
     data: Dataset,
     device: torch.device,
-    on_progress: Callable[[job_pb2.Progress], None],
-    on_epoch: Callable[[job_pb2.EpochMetrics], None],
+    reports: _Reports,
     should_stop: Callable[[], bool],
     progress_interval: float,
+    start: State | None,
 ) -> job_pb2.Result:
+    if start is not None and not (
+        0 < start.epoch <= hp.epochs and len(start.epochs) == start.epoch
+    ):
+        raise ValueError(f"cannot continue from epoch {start.epoch} of {hp.epochs}")
     torch.manual_seed(hp.seed)
     model = models.build(hp.model).to(device).to(memory_format=memory_format(hp.model, device))
     optimizer = make_optimizer(hp.optimizer, model.parameters(), hp.learning_rate)
     # A CPU generator gives the same batch order on every device.
     generator = torch.Generator().manual_seed(hp.seed)
+    history: list[job_pb2.EpochMetrics] = []
+    if start is not None:
+        # After the model's seeded initialisation and the optimizer, as in a run from scratch.
+        _restore(start, model, optimizer, generator, device)
+        history.extend(start.epochs)
+    done = start.epoch if start is not None else 0
     train_chunk, eval_chunk = chunk_sizes(hp.model, device)
     images, labels = data.train.images, data.train.labels
     count, batch = len(data.train), hp.batch_size
     total_steps = hp.epochs * math.ceil(count / batch)
-    step = 0
-    training_ns = evaluation_ns = 0
-    test_loss = test_accuracy = 0.0
+    step = done * math.ceil(count / batch)
+    training_ns = sum(m.training_duration.ToNanoseconds() for m in history)
+    evaluation_ns = sum(m.evaluation_duration.ToNanoseconds() for m in history)
+    test_loss = history[-1].test_loss if history else 0.0
+    test_accuracy = history[-1].test_accuracy if history else 0.0
     last_report = time.monotonic()
+    on_progress, on_epoch = reports.progress, reports.epoch
 
     def progress(epoch: int, loss: float) -> job_pb2.Progress:
         return job_pb2.Progress(
             epoch=epoch, total_epochs=hp.epochs, step=step, total_steps=total_steps, loss=loss
         )
 
-    for epoch in range(1, hp.epochs + 1):
+    for epoch in range(done + 1, hp.epochs + 1):
         started = time.perf_counter_ns()
         model.train()
         order = batch_order(count, generator).to(device)
@@ -250,16 +345,19 @@ def _train(
             raise Diverged(f"test loss became {test_loss} after epoch {epoch}")
         training_ns += epoch_training_ns
         evaluation_ns += epoch_evaluation_ns
-        on_epoch(
-            job_pb2.EpochMetrics(
-                epoch=epoch,
-                train_loss=train_loss,
-                test_loss=test_loss,
-                test_accuracy=test_accuracy,
-                training_duration=_duration(epoch_training_ns),
-                evaluation_duration=_duration(epoch_evaluation_ns),
-            )
+        metrics = job_pb2.EpochMetrics(
+            epoch=epoch,
+            train_loss=train_loss,
+            test_loss=test_loss,
+            test_accuracy=test_accuracy,
+            training_duration=_duration(epoch_training_ns),
+            evaluation_duration=_duration(epoch_evaluation_ns),
+            attempt=reports.attempt,
         )
+        history.append(metrics)
+        if reports.state is not None:
+            reports.state(_capture(epoch, model, optimizer, generator, device, history))
+        on_epoch(metrics)
 
     return job_pb2.Result(
         test_accuracy=test_accuracy,

@@ -9,7 +9,9 @@ from dataclasses import dataclass
 
 import torch
 
+from trainer import models
 from trainer.data import DataCache, Dataset, DatasetMissing, Split
+from trainer.export import exported_bytes
 from trainer.training import train
 from tuner.core.hyperparameters import DATASETS, MODELS
 from tuner.v1 import job_pb2
@@ -53,6 +55,13 @@ def _run_once(model: job_pb2.Model, sample: Dataset, device: torch.device) -> No
     train(hp, sample, device, lambda _: None, lambda _: None, should_stop=lambda: False)
 
 
+def _export_once(model: job_pb2.Model, data: Dataset) -> None:
+    """Trace the final model's program, which each job's export then reuses."""
+    with torch.random.fork_rng(devices=[]):
+        weights = models.build(model).state_dict()
+    exported_bytes(model, weights, data.mean, data.std)
+
+
 def warm_up(
     names: Sequence[str],
     cache: DataCache,
@@ -91,6 +100,7 @@ def warm_up(
                 break
             try:
                 _run_once(model, sample, device)
+                _export_once(model, first)
             except Exception as error:  # only the first job's speed is at stake
                 log.warning("warm-up: the %s did not run: %r", model_name, error)
     return Warmed(tuple(loaded), tuple(missing), time.perf_counter() - started)

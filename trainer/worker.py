@@ -14,9 +14,11 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
+from trainer.checkpoints import CHUNK_BYTES, Store
 from trainer.config import Config
 from trainer.data import DataCache, DatasetMissing
 from trainer.metrics import Metrics
+from trainer.runs import Models, Run
 from trainer.training import Cancelled, Diverged, pick_device, train
 from trainer.warm import warm_up
 from tuner.core import streams
@@ -45,6 +47,7 @@ class Worker:
         self._js = js
         self._data = DataCache(config.data_dir)
         self._device = pick_device(config.device)
+        self._checkpoints = Store(js, min(CHUNK_BYTES, nc.max_payload // 2 or CHUNK_BYTES))
         self._current: Current | None = None
         self._cancelled: collections.deque[tuple[str, int]] = collections.deque(maxlen=1000)
         self._stopping = asyncio.Event()
@@ -147,29 +150,43 @@ class Worker:
         started = event_pb2.JobStarted(trainer=self._config.name, device=str(self._device))
         await events.publish("started", started)
         began = self._metrics.started()
+        hp = request.hyperparameters
+        checkpoints = Run(
+            self._checkpoints, request.job_id, request.run, hp, self._device.type, loop
+        )
+        restored = await checkpoints.restore()
+        if restored is not None:  # reported at once, with the attempt that trained each
+            for metrics in restored.reported(request.job_id, request.run):
+                events.enqueue("epoch_completed", metrics)
 
         def report(kind: str, message: Message) -> None:
             if isinstance(message, job_pb2.Progress):
                 current.progress = message
             loop.call_soon_threadsafe(events.enqueue, kind, message)
 
-        def work() -> job_pb2.Result:
-            data = self._data.get(request.hyperparameters.dataset, self._device)
+        def work() -> tuple[job_pb2.Result, Models | None]:
+            data = self._data.get(hp.dataset, self._device)
             result = train(
-                request.hyperparameters,
+                hp,
                 data,
                 self._device,
                 on_progress=lambda p: report("progress", p),
                 on_epoch=lambda m: report("epoch_completed", m),
                 should_stop=current.stop.is_set,
                 progress_interval=self._config.progress_interval,
+                start=restored.state if restored is not None else None,
+                on_state=checkpoints.on_state,
+                attempt=attempt,
             )
-            images = len(data.train.labels) * request.hyperparameters.epochs
-            self._metrics.trained(images, result.training_duration.ToTimedelta().total_seconds())
-            return result
+            done = restored.epoch if restored is not None else 0
+            if trained := checkpoints.last.epochs[done:] if checkpoints.last else ():
+                seconds = sum(m.training_duration.ToTimedelta().total_seconds() for m in trained)
+                self._metrics.trained(len(data.train.labels) * len(trained), seconds)
+            return result, checkpoints.models(data)
 
         try:
-            result = await asyncio.to_thread(work)
+            result, models = await asyncio.to_thread(work)
+            await checkpoints.store_models(models)  # before the success: a SUCCEEDED job has them
         except Cancelled:
             await events.flush()
             if self._stopping.is_set():
@@ -200,6 +217,7 @@ class Worker:
             accuracy = result.test_accuracy
             log.info("job %s run %d: accuracy %.4f", request.job_id, request.run, accuracy)
             self._metrics.ended(began, "succeeded")
+            await checkpoints.finish()
         else:
             self._metrics.ended(began, "handed_back")
 

@@ -93,6 +93,10 @@ class TunerApp(App[int]):
             )
         if isinstance(screen, JobDetailScreen) and screen.check_action("cancel_job", ()):
             yield SystemCommand("Cancel this job", "Stop it training", screen.action_cancel_job)
+        if isinstance(screen, JobDetailScreen) and screen.check_action("save_model", ()):
+            yield SystemCommand(
+                "Save this job's model", "Download its weights to a file", screen.action_save_model
+            )
         if isinstance(screen, SweepDetailScreen) and screen.check_action("cancel_sweep", ()):
             yield SystemCommand("Cancel this sweep", "Stop its trials", screen.action_cancel_sweep)
 

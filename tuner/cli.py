@@ -13,11 +13,20 @@ from typing import Any
 
 import grpc
 
-from tuner import status_cli, sweep_cli, trainer_view
+from tuner import model_cli, status_cli, sweep_cli, trainer_view
 from tuner.client import TunerClient
 from tuner.core import states
-from tuner.core.hyperparameters import DATASETS, MODELS, OPTIMIZERS, describe
+from tuner.core.hyperparameters import (
+    DATASETS,
+    MODELS,
+    OPTIMIZERS,
+    canonical_key,
+    describe,
+    job_id,
+    normalized,
+)
 from tuner.core.retry import Backoff
+from tuner.models import ModelError
 from tuner.output import to_json
 from tuner.v1 import job_pb2, tuner_service_pb2
 
@@ -165,11 +174,25 @@ async def follow(
             counting.cancel()
 
 
+def shorter_job(hp: job_pb2.Hyperparameters, epochs: int) -> str:
+    """The id of the job of the same configuration with `epochs` epochs."""
+    shorter = job_pb2.Hyperparameters()
+    shorter.CopyFrom(hp)
+    shorter.epochs = epochs
+    return job_id(canonical_key(normalized(shorter)))
+
+
 async def submit(client: TunerClient, args: argparse.Namespace) -> int:
     response = await client.submit(hyperparameters(args))
     job = response.job
     if response.deduplicated:
         print(f"already submitted: {states.name(job.state)}", file=sys.stderr)
+    if response.reused_epochs > 0:
+        print(
+            f"reuses {response.reused_epochs} epochs of job "
+            f"{shorter_job(job.hyperparameters, response.reused_epochs)}",
+            file=sys.stderr,
+        )
     trainers = response.trainers_connected
     if job.state == job_pb2.JOB_STATE_QUEUED and trainers == 0:
         print(
@@ -292,6 +315,7 @@ def parser() -> argparse.ArgumentParser:
     p = commands.add_parser("cancel", parents=[client], help="cancel one of your jobs")
     p.add_argument("job_id")
     sweep_cli.add_parser(commands, [client, json])
+    model_cli.add_parser(commands, [client])
     status_cli.add_parsers(commands, [client, json])
     return root
 
@@ -300,6 +324,8 @@ async def run_client(args: argparse.Namespace) -> int:
     async with TunerClient(args.server, args.user, args.token, args.tls_ca) as client:
         if args.command == "sweep":
             command = sweep_cli.COMMANDS[args.sweep_command]
+        elif args.command == "model":
+            command = model_cli.COMMANDS[args.model_command]
         elif args.command in status_cli.COMMANDS:
             command = status_cli.COMMANDS[args.command]
         else:
@@ -329,7 +355,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             print(f"tuner: {error.code().name}: {error.details()}", file=sys.stderr)
         return 1
-    except (CommandError, sweep_cli.SweepCommandError) as error:
+    except (CommandError, sweep_cli.SweepCommandError, ModelError) as error:
         print(f"tuner: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -135,6 +135,16 @@ class TunerClient:
         response = await self._health.Check(health_pb2.HealthCheckRequest(), timeout=timeout)
         return str(health_pb2.HealthCheckResponse.ServingStatus.Name(response.status))
 
+    def model(
+        self, job_id: str, model_format: int = 0
+    ) -> AsyncIterator[tuner_service_pb2.GetModelResponse]:
+        """A SUCCEEDED job's final model: its header (size, SHA-256), then its chunks."""
+        request = tuner_service_pb2.GetModelRequest(
+            job_id=job_id, format=cast("job_pb2.ModelFormat", model_format)
+        )
+        call = self._stub.GetModel(request, metadata=self._metadata)
+        return _stream(call, lambda response: response)
+
     async def create_sweep(self, spec: sweep_pb2.SweepSpec) -> sweep_pb2.Sweep:
         request = sweep_pb2.CreateSweepRequest(spec=spec)
         return (await self._sweeps.CreateSweep(request, metadata=self._metadata)).sweep

@@ -15,7 +15,7 @@ K8S = REPO / "deploy" / "k8s"
 
 # Every "TUNER_X" string in the code names a variable, except the streams' names.
 NAME = re.compile(r"""["'](TUNER_[A-Z0-9_]+)["']""")
-STREAM = re.compile(r"""^\w+_STREAM = ["'](TUNER_[A-Z0-9_]+)["']""", re.M)
+STREAM = re.compile(r"""^\w+_(?:STREAM|BUCKET) = ["'](TUNER_[A-Z0-9_]+)["']""", re.M)
 SHARED = (REPO / "tuner" / "core",)
 
 

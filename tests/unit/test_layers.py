@@ -21,6 +21,8 @@ PACKAGES = ("tuner", "scheduler", "store", "trainer", "tui")
 CLIENT = (
     "tuner.cli",
     "tuner.client",
+    "tuner.model_cli",
+    "tuner.models",
     "tuner.up",
     "tuner.stack",
     "tuner.sweep_cli",

@@ -1,4 +1,4 @@
-"""One job in full: what it trains with, where it is, its epochs, and a cancel action."""
+"""One job in full: what it trains with, where it is, its epochs; cancel it, save its model."""
 
 from __future__ import annotations
 
@@ -22,12 +22,16 @@ from tui.messages import (
     RequestFailed,
     event_message,
 )
+from tui.screens.save_model import SaveModelScreen
 from tui.screens.watching import WatchingScreen
 from tui.widgets.history import EpochChart, EpochTable
 from tui.widgets.job_summary import JobSummary
 from tuner.client import TunerClient
 from tuner.core import states
+from tuner.models import ModelError, save, target
 from tuner.v1 import job_pb2
+
+MODEL_FORMAT = "state-dict"  # what torch.load gives back as weights; `tuner model get` has both
 
 
 class JobDetailScreen(WatchingScreen):
@@ -38,6 +42,7 @@ class JobDetailScreen(WatchingScreen):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "app.pop_screen", "Back"),
         Binding("c", "cancel_job", "Cancel job"),
+        Binding("m", "save_model", "Save model"),
     ]
 
     def __init__(self, client: TunerClient, job: job_pb2.Job, clock: Clock, live: bool) -> None:
@@ -75,6 +80,8 @@ class JobDetailScreen(WatchingScreen):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "cancel_job":
             return self.mine and self.job.state in states.ACTIVE
+        if action == "save_model":
+            return self.job.state == job_pb2.JOB_STATE_SUCCEEDED
         return True
 
     def show(self) -> None:
@@ -130,6 +137,32 @@ class JobDetailScreen(WatchingScreen):
     def action_cancel_job(self) -> None:
         if self.mine and self.job.state in states.ACTIVE:
             self.cancel()
+
+    def action_save_model(self) -> None:
+        """Asks where (JOB_ID.pt in the current folder unless told), then downloads."""
+        if self.job.state != job_pb2.JOB_STATE_SUCCEEDED:
+            return
+        default = str(target(None, self.job.id, MODEL_FORMAT))
+
+        def chosen(output: str | None) -> None:
+            if output:
+                self.save_model(output)
+
+        self.app.push_screen(SaveModelScreen(self.job.id, default), chosen)
+
+    @work(exclusive=True, group="model")
+    async def save_model(self, output: str) -> None:
+        path = target(output, self.job.id, MODEL_FORMAT)
+        stream = self._client.model(self.job.id, job_pb2.MODEL_FORMAT_STATE_DICT)
+        try:
+            header = await save(stream, path)
+        except grpc.aio.AioRpcError as error:
+            self.notify(error.details() or "", title="Model not saved", severity="error")
+            return
+        except ModelError as error:
+            self.notify(str(error), title="Model not saved", severity="error")
+            return
+        self.notify(f"{path.absolute()} ({header.size:,} bytes)", title="Model saved")
 
     @on(JobSnapshot)
     def _snapshot(self, message: JobSnapshot) -> None:

@@ -20,7 +20,10 @@ def rows(job: job_pb2.Job, zone: tzinfo | None) -> list[tuple[str, str]]:
         ("trainer", job.trainer or "-"),
         ("model", f"{formatting.model(hp)} · {formatting.optimizer(hp)}"),
         ("dataset", formatting.dataset(hp)),
-        ("epochs", str(hp.epochs)),
+        (
+            "epochs",
+            f"{hp.epochs} · {job.reused_epochs} reused" if job.reused_epochs else str(hp.epochs),
+        ),
         ("learning rate", f"{hp.learning_rate:g}"),
         ("batch size", str(hp.batch_size)),
         ("seed", str(hp.seed)),

@@ -113,6 +113,18 @@ def job_id(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()[:32]
 
 
+def lineage(hp: job_pb2.Hyperparameters) -> str:
+    """The configuration but its epochs: jobs of one lineage share their first epochs.
+
+    Epoch k of a run does not depend on how many epochs follow it, so a job continues
+    from the checkpoint of any job of its lineage that got at least as far.
+    """
+    prefix = job_pb2.Hyperparameters()
+    prefix.CopyFrom(hp)
+    prefix.epochs = 0
+    return job_id(canonical_key(prefix))
+
+
 def describe(hp: job_pb2.Hyperparameters) -> str:
     """A short human description, e.g. 'mlp/adam mnist e=1 lr=0.001 bs=64 seed=0'."""
     return (

@@ -16,6 +16,7 @@ from nats.js.api import (
     AckPolicy,
     ConsumerConfig,
     DeliverPolicy,
+    ObjectStoreConfig,
     RetentionPolicy,
     StorageType,
     StreamConfig,
@@ -58,6 +59,21 @@ MAX_DELIVERIES_SUBJECT = (
 
 DUPLICATE_WINDOW_SECONDS = 600.0
 
+# The JetStream object store of runs' checkpoints and final models (see trainer/checkpoints.py).
+CHECKPOINTS_BUCKET = "TUNER_CHECKPOINTS"
+CHECKPOINTS_MAX_BYTES = 4 << 30
+
+
+def checkpoint_object(lineage: str, device_type: str, epoch: int) -> str:
+    """A run's state after `epoch`, shared by the jobs of its lineage on one kind of device
+    (a CPU and a GPU compute the same epochs in different bits)."""
+    return f"runs/{lineage}/{device_type}/epoch-{epoch:04d}"
+
+
+def model_object(job_id: str, format_name: str) -> str:
+    """A SUCCEEDED job's final model: format_name is "state-dict" or "exported"."""
+    return f"models/{job_id}/{format_name}"
+
 
 def events_subject(job_id: str, run: int) -> str:
     """Every event of one run of one job goes to its own subject."""
@@ -90,6 +106,7 @@ class QueuePolicy:
     ack_wait_seconds: float = 30.0
     max_deliver: int = 3
     replicas: int = 1  # copies of each stream a NATS cluster keeps (TUNER_STREAM_REPLICAS)
+    checkpoints_max_bytes: int = CHECKPOINTS_MAX_BYTES  # TUNER_CHECKPOINTS_MAX_BYTES
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> QueuePolicy:
@@ -98,6 +115,9 @@ class QueuePolicy:
             ack_wait_seconds=settings.number(env, "TUNER_ACK_WAIT_SECONDS", 30.0),
             max_deliver=settings.integer(env, "TUNER_MAX_DELIVER", 3),
             replicas=settings.integer(env, "TUNER_STREAM_REPLICAS", 1, maximum=5),
+            checkpoints_max_bytes=settings.integer(
+                env, "TUNER_CHECKPOINTS_MAX_BYTES", CHECKPOINTS_MAX_BYTES, minimum=1 << 20
+            ),
         )
 
 
@@ -215,6 +235,30 @@ async def ensure_streams(
             await js.add_consumer(stream, consumer)
         except BadRequestError as error:
             log.warning("consumer %s on %s kept as it is: %s", consumer.durable_name, stream, error)
+    await ensure_checkpoints(js, policy)
+
+
+async def ensure_checkpoints(js: JetStreamContext, policy: QueuePolicy) -> None:
+    """The object store bucket of checkpoints and models, made or brought to `policy`.
+
+    Making it is idempotent (the same config again is accepted); a bucket made with another
+    cap or replica count is updated to this one.
+    """
+    config = ObjectStoreConfig(
+        storage=StorageType.FILE,
+        replicas=policy.replicas,
+        max_bytes=policy.checkpoints_max_bytes,
+        description="tuner checkpoints and final models",
+    )
+    try:
+        await js.create_object_store(CHECKPOINTS_BUCKET, config=config)
+    except BadRequestError:  # the bucket's stream exists with another configuration
+        info = await js.stream_info(f"OBJ_{CHECKPOINTS_BUCKET}")
+        stream = info.config
+        stream.max_bytes = policy.checkpoints_max_bytes
+        stream.num_replicas = policy.replicas
+        stream.description = config.description
+        await js.update_stream(stream)
 
 
 async def connect_when_up(

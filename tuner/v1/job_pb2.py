@@ -26,29 +26,31 @@ from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x12tuner/v1/job.proto\x12\x08tuner.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc6\x01\n\x0fHyperparameters\x12\x0e\n\x06\x65pochs\x18\x01 \x01(\x05\x12\x15\n\rlearning_rate\x18\x02 \x01(\x01\x12\x12\n\nbatch_size\x18\x03 \x01(\x05\x12\"\n\x07\x64\x61taset\x18\x04 \x01(\x0e\x32\x11.tuner.v1.Dataset\x12\x1e\n\x05model\x18\x05 \x01(\x0e\x32\x0f.tuner.v1.Model\x12&\n\toptimizer\x18\x06 \x01(\x0e\x32\x13.tuner.v1.Optimizer\x12\x0c\n\x04seed\x18\x07 \x01(\x03\"`\n\x08Progress\x12\r\n\x05\x65poch\x18\x01 \x01(\x05\x12\x14\n\x0ctotal_epochs\x18\x02 \x01(\x05\x12\x0c\n\x04step\x18\x03 \x01(\x03\x12\x13\n\x0btotal_steps\x18\x04 \x01(\x03\x12\x0c\n\x04loss\x18\x05 \x01(\x01\"\xc9\x01\n\x0c\x45pochMetrics\x12\r\n\x05\x65poch\x18\x01 \x01(\x05\x12\x12\n\ntrain_loss\x18\x02 \x01(\x01\x12\x11\n\ttest_loss\x18\x03 \x01(\x01\x12\x15\n\rtest_accuracy\x18\x04 \x01(\x01\x12\x34\n\x11training_duration\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x36\n\x13\x65valuation_duration\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration\"\xb0\x01\n\x06Result\x12\x15\n\rtest_accuracy\x18\x01 \x01(\x01\x12\x11\n\ttest_loss\x18\x02 \x01(\x01\x12\x34\n\x11training_duration\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x36\n\x13\x65valuation_duration\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x0e\n\x06\x64\x65vice\x18\x05 \x01(\t\"\xe7\x03\n\x03Job\x12\n\n\x02id\x18\x01 \x01(\t\x12\x32\n\x0fhyperparameters\x18\x02 \x01(\x0b\x32\x19.tuner.v1.Hyperparameters\x12!\n\x05state\x18\x03 \x01(\x0e\x32\x12.tuner.v1.JobState\x12\r\n\x05owner\x18\x04 \x01(\t\x12$\n\x08progress\x18\x05 \x01(\x0b\x32\x12.tuner.v1.Progress\x12\'\n\x07history\x18\x06 \x03(\x0b\x32\x16.tuner.v1.EpochMetrics\x12 \n\x06result\x18\x07 \x01(\x0b\x32\x10.tuner.v1.Result\x12\x10\n\x08\x61ttempts\x18\x08 \x01(\x05\x12\r\n\x05\x65rror\x18\t \x01(\t\x12/\n\x0b\x63reate_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstart_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0b\n\x03run\x18\x0e \x01(\x05\x12\x0f\n\x07trainer\x18\x0f \x01(\t*P\n\x07\x44\x61taset\x12\x17\n\x13\x44\x41TASET_UNSPECIFIED\x10\x00\x12\x11\n\rDATASET_MNIST\x10\x01\x12\x19\n\x15\x44\x41TASET_FASHION_MNIST\x10\x02*<\n\x05Model\x12\x15\n\x11MODEL_UNSPECIFIED\x10\x00\x12\r\n\tMODEL_CNN\x10\x01\x12\r\n\tMODEL_MLP\x10\x02*e\n\tOptimizer\x12\x19\n\x15OPTIMIZER_UNSPECIFIED\x10\x00\x12\x11\n\rOPTIMIZER_SGD\x10\x01\x12\x12\n\x0eOPTIMIZER_ADAM\x10\x02\x12\x16\n\x12OPTIMIZER_ADADELTA\x10\x03*\x9a\x01\n\x08JobState\x12\x19\n\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x14\n\x10JOB_STATE_QUEUED\x10\x01\x12\x15\n\x11JOB_STATE_RUNNING\x10\x02\x12\x17\n\x13JOB_STATE_SUCCEEDED\x10\x03\x12\x14\n\x10JOB_STATE_FAILED\x10\x04\x12\x17\n\x13JOB_STATE_CANCELLED\x10\x05\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x12tuner/v1/job.proto\x12\x08tuner.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc6\x01\n\x0fHyperparameters\x12\x0e\n\x06\x65pochs\x18\x01 \x01(\x05\x12\x15\n\rlearning_rate\x18\x02 \x01(\x01\x12\x12\n\nbatch_size\x18\x03 \x01(\x05\x12\"\n\x07\x64\x61taset\x18\x04 \x01(\x0e\x32\x11.tuner.v1.Dataset\x12\x1e\n\x05model\x18\x05 \x01(\x0e\x32\x0f.tuner.v1.Model\x12&\n\toptimizer\x18\x06 \x01(\x0e\x32\x13.tuner.v1.Optimizer\x12\x0c\n\x04seed\x18\x07 \x01(\x03\"`\n\x08Progress\x12\r\n\x05\x65poch\x18\x01 \x01(\x05\x12\x14\n\x0ctotal_epochs\x18\x02 \x01(\x05\x12\x0c\n\x04step\x18\x03 \x01(\x03\x12\x13\n\x0btotal_steps\x18\x04 \x01(\x03\x12\x0c\n\x04loss\x18\x05 \x01(\x01\"\xea\x01\n\x0c\x45pochMetrics\x12\r\n\x05\x65poch\x18\x01 \x01(\x05\x12\x12\n\ntrain_loss\x18\x02 \x01(\x01\x12\x11\n\ttest_loss\x18\x03 \x01(\x01\x12\x15\n\rtest_accuracy\x18\x04 \x01(\x01\x12\x34\n\x11training_duration\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x36\n\x13\x65valuation_duration\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x0f\n\x07\x61ttempt\x18\x07 \x01(\x05\x12\x0e\n\x06reused\x18\x08 \x01(\x08\"\xb0\x01\n\x06Result\x12\x15\n\rtest_accuracy\x18\x01 \x01(\x01\x12\x11\n\ttest_loss\x18\x02 \x01(\x01\x12\x34\n\x11training_duration\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x36\n\x13\x65valuation_duration\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x0e\n\x06\x64\x65vice\x18\x05 \x01(\t\"\xfe\x03\n\x03Job\x12\n\n\x02id\x18\x01 \x01(\t\x12\x32\n\x0fhyperparameters\x18\x02 \x01(\x0b\x32\x19.tuner.v1.Hyperparameters\x12!\n\x05state\x18\x03 \x01(\x0e\x32\x12.tuner.v1.JobState\x12\r\n\x05owner\x18\x04 \x01(\t\x12$\n\x08progress\x18\x05 \x01(\x0b\x32\x12.tuner.v1.Progress\x12\'\n\x07history\x18\x06 \x03(\x0b\x32\x16.tuner.v1.EpochMetrics\x12 \n\x06result\x18\x07 \x01(\x0b\x32\x10.tuner.v1.Result\x12\x10\n\x08\x61ttempts\x18\x08 \x01(\x05\x12\r\n\x05\x65rror\x18\t \x01(\t\x12/\n\x0b\x63reate_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstart_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0b\n\x03run\x18\x0e \x01(\x05\x12\x0f\n\x07trainer\x18\x0f \x01(\t\x12\x15\n\rreused_epochs\x18\x10 \x01(\x05*P\n\x07\x44\x61taset\x12\x17\n\x13\x44\x41TASET_UNSPECIFIED\x10\x00\x12\x11\n\rDATASET_MNIST\x10\x01\x12\x19\n\x15\x44\x41TASET_FASHION_MNIST\x10\x02*<\n\x05Model\x12\x15\n\x11MODEL_UNSPECIFIED\x10\x00\x12\r\n\tMODEL_CNN\x10\x01\x12\r\n\tMODEL_MLP\x10\x02*e\n\tOptimizer\x12\x19\n\x15OPTIMIZER_UNSPECIFIED\x10\x00\x12\x11\n\rOPTIMIZER_SGD\x10\x01\x12\x12\n\x0eOPTIMIZER_ADAM\x10\x02\x12\x16\n\x12OPTIMIZER_ADADELTA\x10\x03*\x9a\x01\n\x08JobState\x12\x19\n\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x14\n\x10JOB_STATE_QUEUED\x10\x01\x12\x15\n\x11JOB_STATE_RUNNING\x10\x02\x12\x17\n\x13JOB_STATE_SUCCEEDED\x10\x03\x12\x14\n\x10JOB_STATE_FAILED\x10\x04\x12\x17\n\x13JOB_STATE_CANCELLED\x10\x05*c\n\x0bModelFormat\x12\x1c\n\x18MODEL_FORMAT_UNSPECIFIED\x10\x00\x12\x1b\n\x17MODEL_FORMAT_STATE_DICT\x10\x01\x12\x19\n\x15MODEL_FORMAT_EXPORTED\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'tuner.v1.job_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_DATASET']._serialized_start=1269
-  _globals['_DATASET']._serialized_end=1349
-  _globals['_MODEL']._serialized_start=1351
-  _globals['_MODEL']._serialized_end=1411
-  _globals['_OPTIMIZER']._serialized_start=1413
-  _globals['_OPTIMIZER']._serialized_end=1514
-  _globals['_JOBSTATE']._serialized_start=1517
-  _globals['_JOBSTATE']._serialized_end=1671
+  _globals['_DATASET']._serialized_start=1325
+  _globals['_DATASET']._serialized_end=1405
+  _globals['_MODEL']._serialized_start=1407
+  _globals['_MODEL']._serialized_end=1467
+  _globals['_OPTIMIZER']._serialized_start=1469
+  _globals['_OPTIMIZER']._serialized_end=1570
+  _globals['_JOBSTATE']._serialized_start=1573
+  _globals['_JOBSTATE']._serialized_end=1727
+  _globals['_MODELFORMAT']._serialized_start=1729
+  _globals['_MODELFORMAT']._serialized_end=1828
   _globals['_HYPERPARAMETERS']._serialized_start=98
   _globals['_HYPERPARAMETERS']._serialized_end=296
   _globals['_PROGRESS']._serialized_start=298
   _globals['_PROGRESS']._serialized_end=394
   _globals['_EPOCHMETRICS']._serialized_start=397
-  _globals['_EPOCHMETRICS']._serialized_end=598
-  _globals['_RESULT']._serialized_start=601
-  _globals['_RESULT']._serialized_end=777
-  _globals['_JOB']._serialized_start=780
-  _globals['_JOB']._serialized_end=1267
+  _globals['_EPOCHMETRICS']._serialized_end=631
+  _globals['_RESULT']._serialized_start=634
+  _globals['_RESULT']._serialized_end=810
+  _globals['_JOB']._serialized_start=813
+  _globals['_JOB']._serialized_end=1323
 # @@protoc_insertion_point(module_scope)

@@ -38,6 +38,12 @@ class JobState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     JOB_STATE_SUCCEEDED: _ClassVar[JobState]
     JOB_STATE_FAILED: _ClassVar[JobState]
     JOB_STATE_CANCELLED: _ClassVar[JobState]
+
+class ModelFormat(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    MODEL_FORMAT_UNSPECIFIED: _ClassVar[ModelFormat]
+    MODEL_FORMAT_STATE_DICT: _ClassVar[ModelFormat]
+    MODEL_FORMAT_EXPORTED: _ClassVar[ModelFormat]
 DATASET_UNSPECIFIED: Dataset
 DATASET_MNIST: Dataset
 DATASET_FASHION_MNIST: Dataset
@@ -54,6 +60,9 @@ JOB_STATE_RUNNING: JobState
 JOB_STATE_SUCCEEDED: JobState
 JOB_STATE_FAILED: JobState
 JOB_STATE_CANCELLED: JobState
+MODEL_FORMAT_UNSPECIFIED: ModelFormat
+MODEL_FORMAT_STATE_DICT: ModelFormat
+MODEL_FORMAT_EXPORTED: ModelFormat
 
 class Hyperparameters(_message.Message):
     __slots__ = ("epochs", "learning_rate", "batch_size", "dataset", "model", "optimizer", "seed")
@@ -88,20 +97,24 @@ class Progress(_message.Message):
     def __init__(self, epoch: _Optional[int] = ..., total_epochs: _Optional[int] = ..., step: _Optional[int] = ..., total_steps: _Optional[int] = ..., loss: _Optional[float] = ...) -> None: ...
 
 class EpochMetrics(_message.Message):
-    __slots__ = ("epoch", "train_loss", "test_loss", "test_accuracy", "training_duration", "evaluation_duration")
+    __slots__ = ("epoch", "train_loss", "test_loss", "test_accuracy", "training_duration", "evaluation_duration", "attempt", "reused")
     EPOCH_FIELD_NUMBER: _ClassVar[int]
     TRAIN_LOSS_FIELD_NUMBER: _ClassVar[int]
     TEST_LOSS_FIELD_NUMBER: _ClassVar[int]
     TEST_ACCURACY_FIELD_NUMBER: _ClassVar[int]
     TRAINING_DURATION_FIELD_NUMBER: _ClassVar[int]
     EVALUATION_DURATION_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    REUSED_FIELD_NUMBER: _ClassVar[int]
     epoch: int
     train_loss: float
     test_loss: float
     test_accuracy: float
     training_duration: _duration_pb2.Duration
     evaluation_duration: _duration_pb2.Duration
-    def __init__(self, epoch: _Optional[int] = ..., train_loss: _Optional[float] = ..., test_loss: _Optional[float] = ..., test_accuracy: _Optional[float] = ..., training_duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., evaluation_duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+    attempt: int
+    reused: bool
+    def __init__(self, epoch: _Optional[int] = ..., train_loss: _Optional[float] = ..., test_loss: _Optional[float] = ..., test_accuracy: _Optional[float] = ..., training_duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., evaluation_duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., attempt: _Optional[int] = ..., reused: _Optional[bool] = ...) -> None: ...
 
 class Result(_message.Message):
     __slots__ = ("test_accuracy", "test_loss", "training_duration", "evaluation_duration", "device")
@@ -118,7 +131,7 @@ class Result(_message.Message):
     def __init__(self, test_accuracy: _Optional[float] = ..., test_loss: _Optional[float] = ..., training_duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., evaluation_duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., device: _Optional[str] = ...) -> None: ...
 
 class Job(_message.Message):
-    __slots__ = ("id", "hyperparameters", "state", "owner", "progress", "history", "result", "attempts", "error", "create_time", "start_time", "end_time", "update_time", "run", "trainer")
+    __slots__ = ("id", "hyperparameters", "state", "owner", "progress", "history", "result", "attempts", "error", "create_time", "start_time", "end_time", "update_time", "run", "trainer", "reused_epochs")
     ID_FIELD_NUMBER: _ClassVar[int]
     HYPERPARAMETERS_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -134,6 +147,7 @@ class Job(_message.Message):
     UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
     RUN_FIELD_NUMBER: _ClassVar[int]
     TRAINER_FIELD_NUMBER: _ClassVar[int]
+    REUSED_EPOCHS_FIELD_NUMBER: _ClassVar[int]
     id: str
     hyperparameters: Hyperparameters
     state: JobState
@@ -149,4 +163,5 @@ class Job(_message.Message):
     update_time: _timestamp_pb2.Timestamp
     run: int
     trainer: str
-    def __init__(self, id: _Optional[str] = ..., hyperparameters: _Optional[_Union[Hyperparameters, _Mapping]] = ..., state: _Optional[_Union[JobState, str]] = ..., owner: _Optional[str] = ..., progress: _Optional[_Union[Progress, _Mapping]] = ..., history: _Optional[_Iterable[_Union[EpochMetrics, _Mapping]]] = ..., result: _Optional[_Union[Result, _Mapping]] = ..., attempts: _Optional[int] = ..., error: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., run: _Optional[int] = ..., trainer: _Optional[str] = ...) -> None: ...
+    reused_epochs: int
+    def __init__(self, id: _Optional[str] = ..., hyperparameters: _Optional[_Union[Hyperparameters, _Mapping]] = ..., state: _Optional[_Union[JobState, str]] = ..., owner: _Optional[str] = ..., progress: _Optional[_Union[Progress, _Mapping]] = ..., history: _Optional[_Iterable[_Union[EpochMetrics, _Mapping]]] = ..., result: _Optional[_Union[Result, _Mapping]] = ..., attempts: _Optional[int] = ..., error: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., run: _Optional[int] = ..., trainer: _Optional[str] = ..., reused_epochs: _Optional[int] = ...) -> None: ...

@@ -16,14 +16,16 @@ class SubmitJobRequest(_message.Message):
     def __init__(self, hyperparameters: _Optional[_Union[_job_pb2.Hyperparameters, _Mapping]] = ...) -> None: ...
 
 class SubmitJobResponse(_message.Message):
-    __slots__ = ("job", "deduplicated", "trainers_connected")
+    __slots__ = ("job", "deduplicated", "trainers_connected", "reused_epochs")
     JOB_FIELD_NUMBER: _ClassVar[int]
     DEDUPLICATED_FIELD_NUMBER: _ClassVar[int]
     TRAINERS_CONNECTED_FIELD_NUMBER: _ClassVar[int]
+    REUSED_EPOCHS_FIELD_NUMBER: _ClassVar[int]
     job: _job_pb2.Job
     deduplicated: bool
     trainers_connected: int
-    def __init__(self, job: _Optional[_Union[_job_pb2.Job, _Mapping]] = ..., deduplicated: _Optional[bool] = ..., trainers_connected: _Optional[int] = ...) -> None: ...
+    reused_epochs: int
+    def __init__(self, job: _Optional[_Union[_job_pb2.Job, _Mapping]] = ..., deduplicated: _Optional[bool] = ..., trainers_connected: _Optional[int] = ..., reused_epochs: _Optional[int] = ...) -> None: ...
 
 class GetJobRequest(_message.Message):
     __slots__ = ("job_id",)
@@ -196,3 +198,31 @@ class GetStatusResponse(_message.Message):
     trainers: _containers.RepeatedCompositeFieldContainer[_trainer_pb2.TrainerStatus]
     jobs: _containers.RepeatedCompositeFieldContainer[JobStateCount]
     def __init__(self, components: _Optional[_Iterable[_Union[ComponentStatus, _Mapping]]] = ..., jobs_stream: _Optional[_Union[StreamStatus, _Mapping]] = ..., trainers_consumer: _Optional[_Union[ConsumerStatus, _Mapping]] = ..., scheduler_consumer: _Optional[_Union[ConsumerStatus, _Mapping]] = ..., trainers: _Optional[_Iterable[_Union[_trainer_pb2.TrainerStatus, _Mapping]]] = ..., jobs: _Optional[_Iterable[_Union[JobStateCount, _Mapping]]] = ...) -> None: ...
+
+class GetModelRequest(_message.Message):
+    __slots__ = ("job_id", "format")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    FORMAT_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    format: _job_pb2.ModelFormat
+    def __init__(self, job_id: _Optional[str] = ..., format: _Optional[_Union[_job_pb2.ModelFormat, str]] = ...) -> None: ...
+
+class ModelHeader(_message.Message):
+    __slots__ = ("job_id", "format", "size", "sha256")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    FORMAT_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    format: _job_pb2.ModelFormat
+    size: int
+    sha256: str
+    def __init__(self, job_id: _Optional[str] = ..., format: _Optional[_Union[_job_pb2.ModelFormat, str]] = ..., size: _Optional[int] = ..., sha256: _Optional[str] = ...) -> None: ...
+
+class GetModelResponse(_message.Message):
+    __slots__ = ("header", "chunk")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_FIELD_NUMBER: _ClassVar[int]
+    header: ModelHeader
+    chunk: bytes
+    def __init__(self, header: _Optional[_Union[ModelHeader, _Mapping]] = ..., chunk: _Optional[bytes] = ...) -> None: ...

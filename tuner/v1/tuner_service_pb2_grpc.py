@@ -85,6 +85,11 @@ class TunerServiceStub:
                 request_serializer=tuner_dot_v1_dot_tuner__service__pb2.GetStatusRequest.SerializeToString,
                 response_deserializer=tuner_dot_v1_dot_tuner__service__pb2.GetStatusResponse.FromString,
                 _registered_method=True)
+        self.GetModel = channel.unary_stream(
+                '/tuner.v1.TunerService/GetModel',
+                request_serializer=tuner_dot_v1_dot_tuner__service__pb2.GetModelRequest.SerializeToString,
+                response_deserializer=tuner_dot_v1_dot_tuner__service__pb2.GetModelResponse.FromString,
+                _registered_method=True)
 
 
 class TunerServiceServicer:
@@ -160,6 +165,13 @@ class TunerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetModel(self, request, context):
+        """A SUCCEEDED job's final model: a header, then the file in chunks.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TunerServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -212,6 +224,11 @@ def add_TunerServiceServicer_to_server(servicer, server):
                     servicer.GetStatus,
                     request_deserializer=tuner_dot_v1_dot_tuner__service__pb2.GetStatusRequest.FromString,
                     response_serializer=tuner_dot_v1_dot_tuner__service__pb2.GetStatusResponse.SerializeToString,
+            ),
+            'GetModel': grpc.unary_stream_rpc_method_handler(
+                    servicer.GetModel,
+                    request_deserializer=tuner_dot_v1_dot_tuner__service__pb2.GetModelRequest.FromString,
+                    response_serializer=tuner_dot_v1_dot_tuner__service__pb2.GetModelResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -485,6 +502,33 @@ class TunerService:
             '/tuner.v1.TunerService/GetStatus',
             tuner_dot_v1_dot_tuner__service__pb2.GetStatusRequest.SerializeToString,
             tuner_dot_v1_dot_tuner__service__pb2.GetStatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetModel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/tuner.v1.TunerService/GetModel',
+            tuner_dot_v1_dot_tuner__service__pb2.GetModelRequest.SerializeToString,
+            tuner_dot_v1_dot_tuner__service__pb2.GetModelResponse.FromString,
             options,
             channel_credentials,
             insecure,

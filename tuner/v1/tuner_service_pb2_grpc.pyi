@@ -53,6 +53,8 @@ class TunerServiceStub:
     """The trainers this scheduler hears from now, by name."""
     GetStatus: _grpc.UnaryUnaryMultiCallable[_tuner_service_pb2.GetStatusRequest, _tuner_service_pb2.GetStatusResponse]
     """What the scheduler can reach and how much work waits: for people and probes."""
+    GetModel: _grpc.UnaryStreamMultiCallable[_tuner_service_pb2.GetModelRequest, _tuner_service_pb2.GetModelResponse]
+    """A SUCCEEDED job's final model: a header, then the file in chunks."""
 
 @_typing.type_check_only
 class TunerServiceAsyncStub(TunerServiceStub):
@@ -79,6 +81,8 @@ class TunerServiceAsyncStub(TunerServiceStub):
     """The trainers this scheduler hears from now, by name."""
     GetStatus: _aio.UnaryUnaryMultiCallable[_tuner_service_pb2.GetStatusRequest, _tuner_service_pb2.GetStatusResponse]  # type: ignore[assignment]
     """What the scheduler can reach and how much work waits: for people and probes."""
+    GetModel: _aio.UnaryStreamMultiCallable[_tuner_service_pb2.GetModelRequest, _tuner_service_pb2.GetModelResponse]  # type: ignore[assignment]
+    """A SUCCEEDED job's final model: a header, then the file in chunks."""
 
 class TunerServiceServicer(metaclass=_abc_1.ABCMeta):
     """The client-facing API of the scheduler for jobs; sweeps have SweepService."""
@@ -162,5 +166,13 @@ class TunerServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_tuner_service_pb2.GetStatusResponse, _abc.Awaitable[_tuner_service_pb2.GetStatusResponse]]:
         """What the scheduler can reach and how much work waits: for people and probes."""
+
+    @_abc_1.abstractmethod
+    def GetModel(
+        self,
+        request: _tuner_service_pb2.GetModelRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_tuner_service_pb2.GetModelResponse], _abc.AsyncIterator[_tuner_service_pb2.GetModelResponse]]:
+        """A SUCCEEDED job's final model: a header, then the file in chunks."""
 
 def add_TunerServiceServicer_to_server(servicer: TunerServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

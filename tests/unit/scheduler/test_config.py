@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from scheduler.config import Config
+from scheduler.retention import RetentionPolicy
 from tests.support.processes import run_module
 from tuner.core.env import ConfigError
 from tuner.core.streams import QueuePolicy
@@ -25,6 +26,7 @@ def test_the_defaults() -> None:
     assert config.max_active_per_user == 100
     assert (config.nats_ca_file, config.tls_cert_file, config.tls_key_file) == ("", "", "")
     assert config.tokens == {}
+    assert config.retention == RetentionPolicy(per_user=20, days=30.0, every_seconds=3600.0)
 
 
 def test_every_setting_is_read() -> None:
@@ -43,6 +45,9 @@ def test_every_setting_is_read() -> None:
             "TUNER_TLS_CERT_FILE": "/cert.pem",
             "TUNER_TLS_KEY_FILE": "/key.pem",
             "TUNER_TOKENS": TOKENS,
+            "TUNER_MODELS_PER_USER": "0",
+            "TUNER_MODEL_RETENTION_DAYS": "0.5",
+            "TUNER_MODEL_RETENTION_INTERVAL_SECONDS": "60",
         }
     )
     assert config.listen == "0.0.0.0:6000"
@@ -53,6 +58,7 @@ def test_every_setting_is_read() -> None:
     assert config.nats_ca_file == "/ca.pem"
     assert (config.tls_cert_file, config.tls_key_file) == ("/cert.pem", "/key.pem")
     assert config.tokens == {"alice-token-0123456789": "alice"}
+    assert config.retention == RetentionPolicy(per_user=0, days=0.5, every_seconds=60.0)
 
 
 def test_tokens_come_from_a_file_too(tmp_path: Path) -> None:
@@ -75,6 +81,15 @@ BAD = [
     ("TUNER_TOKENS_FILE", "/nonexistent/tokens", "TUNER_TOKENS_FILE: cannot read /nonexistent"),
     ("TUNER_TLS_CERT_FILE", "/cert.pem", "TUNER_TLS_CERT_FILE and TUNER_TLS_KEY_FILE go together"),
     ("TUNER_LISTEN", "0.0.0.0:50051", "TUNER_LISTEN=0.0.0.0:50051 is reachable from other hosts"),
+    ("TUNER_MODELS_PER_USER", "-1", "TUNER_MODELS_PER_USER: must be 0 or more, got -1"),
+    ("TUNER_MODELS_PER_USER", "many", "TUNER_MODELS_PER_USER: expected a whole number"),
+    ("TUNER_MODEL_RETENTION_DAYS", "-2", "TUNER_MODEL_RETENTION_DAYS: must be a number of 0 or"),
+    ("TUNER_MODEL_RETENTION_DAYS", "nan", "TUNER_MODEL_RETENTION_DAYS: must be a number of 0 or"),
+    (
+        "TUNER_MODEL_RETENTION_INTERVAL_SECONDS",
+        "0",
+        "TUNER_MODEL_RETENTION_INTERVAL_SECONDS: must be a positive number, got '0'",
+    ),
 ]
 
 

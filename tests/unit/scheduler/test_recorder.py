@@ -14,7 +14,7 @@ from nats.aio.client import Client
 from scheduler.dispatch import Dispatcher
 from scheduler.fanout import replay
 from scheduler.recorder import Recorder
-from store.documents import new_job
+from store.documents import job_from, new_job
 from store.jobs import JobStore
 from tests.support.servers import Nats
 from tuner.core import states, streams
@@ -191,3 +191,38 @@ async def test_a_failure_ends_the_job_once(parts: Parts) -> None:
     assert doc is not None and states.of(doc) == states.FAILED
     assert doc["error"] == "loss became nan"
     assert (await announced(parts, jid)).count(states.FAILED) == 1
+
+
+async def test_reused_epochs_keep_their_attempt_and_mark_both_ways(parts: Parts) -> None:
+    """Epoch 1 taken from a shorter job's checkpoint (attempt 0, reused), epoch 2 trained by
+    attempt 1: the record keeps both marks, read back and after the success, and the job's
+    reused_epochs becomes what the trainer did reuse."""
+    jid = await queued_job(parts.store)
+    reused = job_pb2.EpochMetrics(epoch=1, train_loss=1.0, attempt=0, reused=True)
+    trained = job_pb2.EpochMetrics(epoch=2, train_loss=0.5, attempt=1)
+    started, *_ = reports(jid)
+    await parts.recorder.apply(started)
+    for m in (reused, trained):
+        await parts.recorder.apply(
+            event_pb2.JobEvent(job_id=jid, run=1, attempt=1, epoch_completed=m)
+        )
+    doc = await parts.store.get(jid)
+    assert doc is not None
+    history = [(m.epoch, m.attempt, m.reused) for m in job_from(doc).history]
+    assert history == [(1, 0, True), (2, 1, False)]
+    assert doc["reused_epochs"] == 0, "no prediction was made for this job"
+
+    await parts.recorder.apply(
+        event_pb2.JobEvent(
+            job_id=jid,
+            run=1,
+            attempt=1,
+            epochs=[reused, trained],
+            succeeded=job_pb2.Result(test_accuracy=0.9, device="cpu"),
+        )
+    )
+    doc = await parts.store.get(jid)
+    assert doc is not None
+    job = job_from(doc)
+    assert [(m.epoch, m.attempt, m.reused) for m in job.history] == history
+    assert job.reused_epochs == 1

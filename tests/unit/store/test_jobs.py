@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from typing import Any
 
-from store.documents import now
+from store.documents import Document, new_job, now
 from store.jobs import LEADERBOARD_SIZE, JobStore
 from tests.support.documents import job_doc
+from tests.support.hyperparameters import mlp
+from tuner.core.hyperparameters import canonical_key, job_id, lineage, normalized
 from tuner.core.states import CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED
+from tuner.v1 import job_pb2
 
 
 def result(accuracy: float, seconds: float) -> dict[str, object]:
@@ -152,3 +156,91 @@ async def test_jobs_in_a_state_are_counted_up_to_a_limit(store: JobStore) -> Non
     assert await store.count_in_state(QUEUED, 2) == 2
     assert await store.count_in_state(RUNNING, 10) == 1
     assert await store.count_in_state(SUCCEEDED, 10) == 0
+
+
+async def examined(store: JobStore, query: dict[str, Any]) -> int:
+    """The documents SecantusDB reads to answer `query` (it reads every match, limit or not)."""
+    plan = await store.jobs.find(query).explain()
+    return int(plan["executionStats"]["totalDocsExamined"])
+
+
+async def succeeded(
+    store: JobStore, hp: job_pb2.Hyperparameters, owner: str = "alice", ended: Any = None
+) -> Document:
+    hp = normalized(hp)
+    key = canonical_key(hp)
+    doc = new_job(job_id(key), key, hp, owner)
+    doc.update(state="SUCCEEDED", result=result(0.9, 1.0), end_time=ended or now())
+    await store.insert(doc)
+    return doc
+
+
+async def test_the_longest_shorter_success_of_a_lineage_reads_only_that_lineage(
+    store: JobStore,
+) -> None:
+    for seed in range(40):  # other lineages: other seeds
+        for epochs in (1, 2, 3):
+            await succeeded(store, mlp(400 + seed, epochs=epochs))
+    for epochs in (2, 5):
+        await succeeded(store, mlp(399, epochs=epochs))
+    old = await succeeded(store, mlp(399, epochs=3))
+    del old["lineage"]  # stored before lineages were: never offered
+    await store.jobs.replace_one({"_id": old["_id"]}, old)
+    line = lineage(normalized(mlp(399)))
+
+    found = await store.longest_succeeded(line, 5)
+    assert found is not None and found["_id"] == job_id(
+        canonical_key(normalized(mlp(399, epochs=2)))
+    )
+    assert await store.longest_succeeded(line, 2) is None
+    assert (await store.longest_succeeded(line, 100) or {})["hyperparameters"]["epochs"] == 5
+    query = {"lineage": line, "state": "SUCCEEDED", "hyperparameters.epochs": {"$lt": 100}}
+    assert await examined(store, query) == 2, "an index lookup, not a scan of 123 jobs"
+
+
+async def test_an_owners_latest_successes_are_found_in_a_window_that_holds_them(
+    store: JobStore,
+) -> None:
+    t = now()
+    ages = [0.5, 2, 3, 10, 40, 400]  # days
+    docs = [
+        await succeeded(store, mlp(500 + i), ended=t - timedelta(days=age))
+        for i, age in enumerate(ages)
+    ]
+    for i in range(30):
+        await succeeded(store, mlp(600 + i), owner="bob", ended=t - timedelta(days=3))
+    ids = [d["_id"] for d in docs]
+
+    assert await store.latest_successes("alice", 1, t) == {ids[0]}
+    assert await store.latest_successes("alice", 3, t) == set(ids[:3])
+    assert await store.latest_successes("alice", 5, t) == set(ids[:5])
+    assert await store.latest_successes("alice", 20, t) == set(ids), "fewer than asked: all"
+    assert await store.latest_successes("alice", 0, t) == set()
+    # Three days back holds her latest three, and nothing from 10 days or more ago is read.
+    window = {"owner": "alice", "state": "SUCCEEDED", "end_time": {"$gt": t - timedelta(days=4)}}
+    assert await examined(store, window) == 3
+
+
+async def test_only_the_models_that_are_due_are_read(store: JobStore) -> None:
+    t = now()
+    for i in range(30):  # young, or already looked at: not due
+        await succeeded(store, mlp(700 + i), ended=t - timedelta(days=i % 3))
+    due = [await succeeded(store, mlp(800 + i), ended=t - timedelta(days=40)) for i in range(3)]
+    gone = await succeeded(store, mlp(900), ended=t - timedelta(days=50))
+    await store.set_model_deleted(gone["_id"], t)
+    kept = await succeeded(store, mlp(901), ended=t - timedelta(days=60))
+    await store.review_model_at(kept["_id"], t + timedelta(days=1))
+
+    found = await store.models_to_review(t - timedelta(days=30), t)
+    assert sorted(d["_id"] for d in found) == sorted(d["_id"] for d in due)
+    assert [d["_id"] for d in await store.models_to_review(t, t + timedelta(days=2))].count(
+        kept["_id"]
+    ) == 1, "a kept one is due again at its time"
+    first = {
+        "state": "SUCCEEDED",
+        "model_review": None,
+        "model_deleted": None,
+        "end_time": {"$lt": t - timedelta(days=30)},
+    }
+    assert await examined(store, first) == 3
+    assert await examined(store, {"state": "SUCCEEDED", "model_review": {"$lte": t}}) == 0
