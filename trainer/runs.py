@@ -2,8 +2,10 @@
 
 The training thread hands each epoch's state to `on_state`, which encodes it there and waits
 for the event loop to store it before the epoch is reported: an epoch reported is one a
-restart does not train again. A checkpoint or model that cannot be stored costs a warning,
-never the job.
+restart does not train again. The last epoch's is not waited for there: it is stored beside
+the final models, all three at once, before the success is reported (a trainer dying in
+between trains the last epoch again). A checkpoint or model that cannot be stored costs a
+warning, never the job.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import asyncio
 import concurrent.futures
 import logging
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass
 
 from nats.js.errors import NotFoundError
@@ -59,6 +62,7 @@ class Run:
         self._origins: tuple[Origin, ...] = ()
         self.restored: Checkpoint | None = None
         self.last: State | None = None  # the latest state: restored, then each epoch's
+        self._final: concurrent.futures.Future[bool] | None = None  # the last epoch's put
 
     async def restore(self) -> Checkpoint | None:
         """The latest whole checkpoint of the run's lineage on this kind of device, if any."""
@@ -85,6 +89,9 @@ class Run:
         data = checkpoints.encode(checkpoint)
         encoded = time.perf_counter()
         future = asyncio.run_coroutine_threadsafe(self._save(checkpoint, data), self._loop)
+        if state.epoch == self._hp.epochs:
+            self._final = future  # awaited with the final models
+            return
         try:
             stored = future.result(timeout=SAVE_WAIT)
         except concurrent.futures.TimeoutError:
@@ -128,24 +135,30 @@ class Run:
             return None
 
     async def store_models(self, models: Models | None) -> None:
-        """Put the final model in both formats, each tried 3 times; a failure is a warning."""
-        if models is None:
-            return
-        for format_name, data in (("state-dict", models.state_dict), ("exported", models.exported)):
-            name = streams.model_object(self._job_id, format_name)
-            backoff = Backoff(first=0.5, cap=2.0)
-            for attempt in range(1, MODEL_TRIES + 1):
-                try:
-                    await self._store.put(name, data)
-                    break
-                except Exception as error:
-                    if attempt == MODEL_TRIES or isinstance(error, NotFoundError):  # no bucket
-                        log.warning("job %s: %s not stored: %r", self._job_id, name, error)
-                        break
-                    log.warning(
-                        "job %s: storing %s failed, retrying: %r", self._job_id, name, error
-                    )
-                    await backoff.wait()
+        """Put the final model in both formats, each tried 3 times, while the last epoch's
+        checkpoint is put; a failure is a warning."""
+        puts: list[Awaitable[object]] = [] if models is None else [
+            self._put_model("state-dict", models.state_dict),
+            self._put_model("exported", models.exported),
+        ]  # fmt: skip
+        if (final := self._final) is not None:
+            stored: asyncio.Future[bool] = asyncio.wrap_future(final)
+            puts.append(stored)
+        await asyncio.gather(*puts)
+
+    async def _put_model(self, format_name: str, data: bytes) -> None:
+        name = streams.model_object(self._job_id, format_name)
+        backoff = Backoff(first=0.5, cap=2.0)
+        for attempt in range(1, MODEL_TRIES + 1):
+            try:
+                await self._store.put(name, data)
+                return
+            except Exception as error:
+                if attempt == MODEL_TRIES or isinstance(error, NotFoundError):  # no bucket
+                    log.warning("job %s: %s not stored: %r", self._job_id, name, error)
+                    return
+                log.warning("job %s: storing %s failed, retrying: %r", self._job_id, name, error)
+                await backoff.wait()
 
     async def finish(self) -> None:
         """After the success: the run's epoch checkpoints below its final one go."""
