@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import math
 import os
 import subprocess
 import sys
@@ -27,6 +28,7 @@ import time
 import urllib.request
 from collections import defaultdict
 from pathlib import Path
+from statistics import median
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -42,6 +44,7 @@ from benchmarks.common import (
     ratio,
     run_worker,
 )
+from scheduler.sweeps.search import Finished, next_point
 from tuner.client import TunerClient
 from tuner.core import states
 from tuner.core.hyperparameters import describe
@@ -319,6 +322,20 @@ def comparison(ours: Json, theirs: dict[str, Json], trials: int) -> Section:
     return section
 
 
+def tpe_asks(finished: int, repeats: int = 5) -> list[float]:
+    """Seconds of next_point for trial `finished` of a TPE sweep over this row's space."""
+    tpe = spec(finished + 1)
+    tpe.strategy = sweep_pb2.SEARCH_STRATEGY_TPE
+    points = [next_point(tpe, n, []) for n in range(finished + 2)]  # the first points are random
+    done = [Finished(p, 0.9 - abs(math.log10(p.learning_rate) + 3) / 10) for p in points[:finished]]
+    times = []
+    for _ in range(repeats):
+        began = time.perf_counter()
+        next_point(tpe, finished, done, pending=points[finished:])
+        times.append(time.perf_counter() - began)
+    return times
+
+
 def overhead(ours: Json, trials: int) -> Section:
     section = Section(
         f"Row 6b: tuner's per-trial overhead, (wall x {PARALLELISM} - train+eval) / {trials}: "
@@ -344,6 +361,10 @@ def overhead(ours: Json, trials: int) -> Section:
         section.rows.append([name, str(count), ms(mean), ms(count * mean / trials)])
     if not steps:
         section.rows.append(["scheduler: tuner_sweep_step_seconds", "", "not exported", ""])
+    asks = tpe_asks(1000)
+    section.rows.append(
+        ["one TPE ask at 1,000 finished trials, 2 pending", str(len(asks)), ms(median(asks)), ""]
+    )
     section.notes += [
         "from the times the scheduler recorded for each trial's job (create, start, end) and its "
         "result's training and evaluation durations, per trainer in the order it ran them; the "
