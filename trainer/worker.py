@@ -48,6 +48,7 @@ class Worker:
         self._data = DataCache(config.data_dir)
         self._device = pick_device(config.device)
         self._checkpoints = Store(js, min(CHUNK_BYTES, nc.max_payload // 2 or CHUNK_BYTES))
+        self._cleanups: set[asyncio.Task[None]] = set()  # finished runs' checkpoints going
         self._current: Current | None = None
         self._cancelled: collections.deque[tuple[str, int]] = collections.deque(maxlen=1000)
         self._stopping = asyncio.Event()
@@ -217,7 +218,10 @@ class Worker:
             accuracy = result.test_accuracy
             log.info("job %s run %d: accuracy %.4f", request.job_id, request.run, accuracy)
             self._metrics.ended(began, "succeeded")
-            await checkpoints.finish()
+            # Beside the next job, which need not wait for it.
+            cleanup = asyncio.create_task(checkpoints.finish())
+            self._cleanups.add(cleanup)
+            cleanup.add_done_callback(self._cleanups.discard)
         else:
             self._metrics.ended(began, "handed_back")
 
