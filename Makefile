@@ -45,7 +45,7 @@ types: install ## mypy, strict, on the code, the tests and the benchmarks
 
 # The one generator: grpcio-tools' protoc (pinned in pyproject.toml) with mypy-protobuf's grpc stubs.
 PROTOC := $(BIN)/python -m grpc_tools.protoc -Iprotos
-SERVICES := protos/tuner/v1/tuner_service.proto protos/tuner/v1/sweep.proto
+SERVICES := protos/tuner/v1/tuner_service.proto protos/tuner/v1/sweep.proto protos/tuner/v1/analysis.proto
 GRPC_OUT = --grpc_python_out=$(1) --plugin=protoc-gen-mypy_grpc=$(BIN)/protoc-gen-mypy_grpc --mypy_grpc_out=$(1)
 
 generate: install ## regenerate tuner/v1 from protos/

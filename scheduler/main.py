@@ -17,6 +17,7 @@ from nats.aio.client import Client
 from nats.js import JetStreamContext
 
 from scheduler.advisories import GiveUps
+from scheduler.analysis import AnalysisService
 from scheduler.config import Config
 from scheduler.dispatch import Dispatcher
 from scheduler.fanout import EventHub
@@ -39,12 +40,20 @@ from tuner.core import metrics as exporter
 from tuner.core import streams
 from tuner.core.retry import Backoff
 from tuner.core.supervise import Supervisor, until_either
-from tuner.v1 import sweep_pb2, sweep_pb2_grpc, tuner_service_pb2, tuner_service_pb2_grpc
+from tuner.v1 import (
+    analysis_pb2,
+    analysis_pb2_grpc,
+    sweep_pb2,
+    sweep_pb2_grpc,
+    tuner_service_pb2,
+    tuner_service_pb2_grpc,
+)
 
 log = logging.getLogger(__name__)
 
 SERVICE_NAME = tuner_service_pb2.DESCRIPTOR.services_by_name["TunerService"].full_name
 SWEEP_SERVICE_NAME = sweep_pb2.DESCRIPTOR.services_by_name["SweepService"].full_name
+ANALYSIS_SERVICE_NAME = analysis_pb2.DESCRIPTOR.services_by_name["AnalysisService"].full_name
 MAX_MESSAGE_BYTES = 1024 * 1024
 
 
@@ -103,10 +112,18 @@ async def main(config: Config) -> int:
     sweep_pb2_grpc.add_SweepServiceServicer_to_server(
         SweepService(sweeps, driver, announcer, js), server
     )
+    analysis_pb2_grpc.add_AnalysisServiceServicer_to_server(AnalysisService(store, sweeps), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
-        [SERVICE_NAME, SWEEP_SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME], server
+        [
+            SERVICE_NAME,
+            SWEEP_SERVICE_NAME,
+            ANALYSIS_SERVICE_NAME,
+            health.SERVICE_NAME,
+            reflection.SERVICE_NAME,
+        ],
+        server,
     )
     if config.tls_cert_file:
         credentials = grpc.ssl_server_credentials(
@@ -129,7 +146,7 @@ async def main(config: Config) -> int:
     if stop_metrics:
         refresher = Refresher(metrics, store, js)
         supervisor.start("the metrics refresher", lambda: refresher.run(stopping))
-    for name in ("", SERVICE_NAME, SWEEP_SERVICE_NAME):
+    for name in ("", SERVICE_NAME, SWEEP_SERVICE_NAME, ANALYSIS_SERVICE_NAME):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     log.info(
         "scheduler serving on %s (%s, %s)",

@@ -1,11 +1,12 @@
 """Which final models are kept, and the loop that deletes the others from the object store.
 
 A SUCCEEDED job's model (models/JOB/*, and its run's final checkpoint, which a longer job of
-its lineage would continue from) is kept while the job is on the leaderboard (its top
-LEADERBOARD_SIZE) or among the last `per_user` SUCCEEDED jobs of its owner; any other is
-deleted once the job ended more than `days` ago. A job's final checkpoint goes with its model:
-the reuse lookup (JobStore.longest_succeeded) then no longer offers that job, and a longer job
-of the lineage continues from the longest shorter one still kept, or trains from scratch.
+its lineage would continue from) is kept while the job is on a leaderboard (the top
+LEADERBOARD_SIZE of its dataset's, or of its dataset and model's) or among the last
+`per_user` SUCCEEDED jobs of its owner; any other is deleted once the job ended more than
+`days` ago. A job's final checkpoint goes with its model: the reuse lookup
+(JobStore.longest_succeeded) then no longer offers that job, and a longer job of the lineage
+continues from the longest shorter one still kept, or trains from scratch.
 """
 
 from __future__ import annotations
@@ -51,7 +52,8 @@ class RetentionPolicy:
     def describe(self) -> str:
         """What is kept, for the refusals of GetModel."""
         return (
-            f"the top {LEADERBOARD_SIZE} of the leaderboard and each user's last "
+            f"the top {LEADERBOARD_SIZE} of each dataset's and each dataset and model's "
+            f"leaderboard and each user's last "
             f"{self.per_user} jobs; the others for {self.days:g} days after they end"
         )
 

@@ -27,7 +27,16 @@ from scheduler.validation import ID, valid_id, valid_page_size
 from store.documents import Document, job_from
 from store.jobs import JobStore
 from tuner.core import states, streams
-from tuner.core.hyperparameters import FieldError, canonical_key, job_id, normalized
+from tuner.core.hyperparameters import (
+    DATASETS,
+    DEFAULT_DATASET,
+    MODELS,
+    FieldError,
+    canonical_key,
+    job_id,
+    name_of,
+    normalized,
+)
 from tuner.v1 import event_pb2, job_pb2, trainer_pb2, tuner_service_pb2, tuner_service_pb2_grpc
 
 if TYPE_CHECKING:
@@ -177,7 +186,22 @@ class TunerService(tuner_service_pb2_grpc.TunerServiceServicer):
                 grpc.StatusCode.INVALID_ARGUMENT,
                 f"limit: must be between 1 and {MAX_LEADERBOARD}, got {request.limit}",
             )
-        docs = await self._store.top(limit)
+        dataset, model = DEFAULT_DATASET, ""
+        try:
+            if request.dataset != job_pb2.DATASET_UNSPECIFIED:
+                dataset = name_of(DATASETS, request.dataset)
+        except KeyError:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT, f"dataset: unknown dataset {request.dataset}"
+            )
+        try:
+            if request.model != job_pb2.MODEL_UNSPECIFIED:
+                model = name_of(MODELS, request.model)
+        except KeyError:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT, f"model: unknown model {request.model}"
+            )
+        docs = await self._store.top(limit, dataset, model)
         return tuner_service_pb2.GetLeaderboardResponse(jobs=[job_from(d) for d in docs])
 
     async def CancelJob(

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, WriteConcern
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import DuplicateKeyError, OperationFailure
 
 from store.documents import Document, now
 from tuner.core.states import (
@@ -22,11 +23,17 @@ from tuner.core.states import (
 )
 
 LEADERBOARD_SIZE = 50
+# One leaderboard per dataset ("mnist") and per dataset and model ("mnist/cnn"): accuracies
+# of different datasets do not compare. An entry is {_id: "BOARD JOB_ID", board, job}.
 LEADERBOARD_ORDER = [
-    ("result.test_accuracy", DESCENDING),
-    ("result.training_seconds", ASCENDING),
-    ("_id", ASCENDING),
+    ("job.result.test_accuracy", DESCENDING),
+    ("job.result.training_seconds", ASCENDING),
+    ("job._id", ASCENDING),
 ]
+LEADERBOARD_INDEX = [("board", ASCENDING), *LEADERBOARD_ORDER]
+# The one leaderboard of every dataset together, before there was one a dataset.
+_MIXED_INDEX = "result.test_accuracy_-1_result.training_seconds_1__id_1"
+_BOARDS_MIGRATION = "leaderboard-per-dataset"
 # What the model retention reads of a job.
 MODEL_FIELDS = {"owner": 1, "end_time": 1, "lineage": 1, "hyperparameters.epochs": 1, "result": 1}
 
@@ -39,6 +46,7 @@ class JobStore:
         self._client = client
         self.jobs = db.jobs
         self.leaderboard = db.leaderboard
+        self.migrations = db.migrations
 
     @classmethod
     def connect(
@@ -67,7 +75,7 @@ class JobStore:
         await self.jobs.create_index([("state", ASCENDING), ("dispatch_sequence", ASCENDING)])
         await self.jobs.create_index([("state", ASCENDING), ("update_time", ASCENDING)])
         await self.jobs.create_index([("owner", ASCENDING), ("state", ASCENDING)])
-        await self.leaderboard.create_index(LEADERBOARD_ORDER)
+        await self.leaderboard.create_index(LEADERBOARD_INDEX)
         # The shorter jobs of a lineage; the models to review; an owner's latest successes.
         await self.jobs.create_index(
             [("lineage", ASCENDING), ("state", ASCENDING), ("hyperparameters.epochs", ASCENDING)]
@@ -82,6 +90,42 @@ class JobStore:
         )
         await self.jobs.create_index(
             [("owner", ASCENDING), ("state", ASCENDING), ("end_time", ASCENDING)]
+        )
+        await self.migrate_leaderboard()
+
+    async def migrate_leaderboard(self) -> None:
+        """Once per database: rank every SUCCEEDED job onto the per-dataset leaderboards and
+        drop the old mixed one (its entries have no `board`).
+
+        The old board held only the top LEADERBOARD_SIZE of all datasets together, so the
+        new boards are built from `jobs`: one walk of the SUCCEEDED jobs (a few fields each),
+        keeping the best LEADERBOARD_SIZE of each board in memory, then `rank` for those.
+        It is idempotent: schedulers that start together may both run it.
+        """
+        if await self.migrations.find_one({"_id": _BOARDS_MIGRATION}) is not None:
+            return
+        best: dict[str, list[tuple[float, float, str]]] = {}
+        fields = {"result": 1, "hyperparameters.dataset": 1, "hyperparameters.model": 1}
+        async for doc in self.jobs.find({"state": name(SUCCEEDED)}, fields):
+            if not doc.get("result"):
+                continue
+            # Sorted ascending, these keys are in LEADERBOARD_ORDER.
+            result = doc["result"]
+            key = (-float(result["test_accuracy"]), float(result["training_seconds"]), doc["_id"])
+            for board in boards_of(doc):
+                kept = best.setdefault(board, [])
+                kept.append(key)
+                if len(kept) > 4 * LEADERBOARD_SIZE:
+                    kept.sort()
+                    del kept[LEADERBOARD_SIZE:]
+        winners = sorted({k[2] for kept in best.values() for k in sorted(kept)[:LEADERBOARD_SIZE]})
+        for doc in await self.jobs.find({"_id": {"$in": winners}}).to_list():
+            await self.rank(doc)
+        await self.leaderboard.delete_many({"board": {"$exists": False}})
+        with contextlib.suppress(OperationFailure):
+            await self.leaderboard.drop_index(_MIXED_INDEX)
+        await self.migrations.update_one(
+            {"_id": _BOARDS_MIGRATION}, {"$set": {"done": now()}}, upsert=True
         )
 
     async def insert(self, doc: Document) -> bool:
@@ -251,17 +295,28 @@ class JobStore:
         return await cursor.limit(100).to_list()
 
     async def rank(self, doc: Document) -> None:
-        """Put a SUCCEEDED job on the leaderboard and keep only the best LEADERBOARD_SIZE."""
-        await self.leaderboard.replace_one({"_id": doc["_id"]}, doc, upsert=True)
-        cursor = (
-            self.leaderboard.find({}, {"_id": 1}).sort(LEADERBOARD_ORDER).skip(LEADERBOARD_SIZE)
-        )
-        if losers := [d["_id"] for d in await cursor.to_list()]:
-            await self.leaderboard.delete_many({"_id": {"$in": losers}})
+        """Put a SUCCEEDED job on its dataset's and its dataset and model's leaderboards and
+        keep only the best LEADERBOARD_SIZE of each.
+
+        SecantusDB reads every entry a filter matches, sort and limit or not: a board's
+        filter matches at most LEADERBOARD_SIZE + 1 entries, so this and `top` stay
+        O(LEADERBOARD_SIZE) however many jobs there are.
+        """
+        for board in boards_of(doc):
+            entry = {"_id": f"{board} {doc['_id']}", "board": board, "job": doc}
+            await self.leaderboard.replace_one({"_id": entry["_id"]}, entry, upsert=True)
+            cursor = (
+                self.leaderboard.find({"board": board}, {"_id": 1})
+                .sort(LEADERBOARD_ORDER)
+                .skip(LEADERBOARD_SIZE)
+            )
+            if losers := [d["_id"] for d in await cursor.to_list()]:
+                await self.leaderboard.delete_many({"_id": {"$in": losers}})
 
     async def leaderboard_ids(self) -> set[str]:
-        """The ids on the leaderboard: at most LEADERBOARD_SIZE (rank keeps it so)."""
-        return {str(d["_id"]) for d in await self.leaderboard.find({}, {"_id": 1}).to_list()}
+        """The ids of the jobs on any leaderboard: at most LEADERBOARD_SIZE a board."""
+        cursor = self.leaderboard.find({"board": {"$exists": True}}, {"job._id": 1})
+        return {str(d["job"]["_id"]) for d in await cursor.to_list()}
 
     async def models_to_review(self, ended_before: datetime, at: datetime) -> list[Document]:
         """SUCCEEDED jobs whose model the retention must look at: those it never looked at that
@@ -318,6 +373,14 @@ class JobStore:
             {"$set": {"model_deleted": at, "model_review": None}},
         )
 
-    async def top(self, limit: int) -> list[Document]:
-        cursor = self.leaderboard.find({}).sort(LEADERBOARD_ORDER).limit(limit)
-        return await cursor.to_list()
+    async def top(self, limit: int, dataset: str, model: str = "") -> list[Document]:
+        """The best `limit` jobs of `dataset`, of every model or only of `model`."""
+        board = f"{dataset}/{model}" if model else dataset
+        cursor = self.leaderboard.find({"board": board}).sort(LEADERBOARD_ORDER).limit(limit)
+        return [d["job"] for d in await cursor.to_list()]
+
+
+def boards_of(doc: Document) -> list[str]:
+    """The leaderboards a SUCCEEDED job ranks on: its dataset's, its dataset and model's."""
+    hp = doc["hyperparameters"]
+    return [hp["dataset"], f"{hp['dataset']}/{hp['model']}"]

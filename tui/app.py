@@ -91,6 +91,11 @@ class TunerApp(App[int]):
             yield SystemCommand(
                 "Leaderboard: top 10 / top 50", "Show more or fewer ranks", screen.action_toggle_top
             )
+            yield SystemCommand(
+                "Leaderboard: next dataset",
+                "Each dataset ranks on its own leaderboard",
+                screen.action_next_dataset,
+            )
         if isinstance(screen, JobDetailScreen) and screen.check_action("cancel_job", ()):
             yield SystemCommand("Cancel this job", "Stop it training", screen.action_cancel_job)
         if isinstance(screen, JobDetailScreen) and screen.check_action("save_model", ()):

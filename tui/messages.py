@@ -57,7 +57,17 @@ class ActiveJobsLoaded(Message):
 
 @dataclass
 class LeaderboardLoaded(Message):
+    """The best jobs of one dataset (its command-line name)."""
+
     jobs: list[job_pb2.Job]
+    dataset: str = "mnist"
+
+
+@dataclass
+class JobChanged(Message):
+    """A job as its latest state change left it, from the events feed."""
+
+    job: job_pb2.Job
 
 
 @dataclass

@@ -13,7 +13,7 @@ from typing import Any
 
 import grpc
 
-from tuner import model_cli, status_cli, sweep_cli, trainer_view
+from tuner import analyze_cli, model_cli, status_cli, sweep_cli, trainer_view
 from tuner.client import TunerClient
 from tuner.core import states
 from tuner.core.hyperparameters import (
@@ -225,10 +225,13 @@ async def jobs(client: TunerClient, args: argparse.Namespace) -> int:
 
 
 async def leaderboard(client: TunerClient, args: argparse.Namespace) -> int:
-    ranked: list[job_pb2.Job] = await client.leaderboard(args.limit)
+    model = MODELS[args.model] if args.model else job_pb2.MODEL_UNSPECIFIED
+    ranked: list[job_pb2.Job] = await client.leaderboard(args.limit, DATASETS[args.dataset], model)
     if args.json:
         print(to_json(tuner_service_pb2.GetLeaderboardResponse(jobs=ranked)))
         return 0
+    board = f"{args.dataset}, {args.model} only" if args.model else args.dataset
+    print(f"Leaderboard of {board}" + ("" if ranked else ": no job succeeded yet"))
     for rank, job in enumerate(ranked, 1):
         print(f"{rank:>3}. {summary(job)}  by {job.owner}")
     return 0
@@ -310,6 +313,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=20, help="at most this many (1..100)")
     p = commands.add_parser("leaderboard", parents=[client, json], help="the best jobs")
     p.add_argument("--limit", type=int, default=10, help="1..50 (default 10)")
+    p.add_argument(
+        "--dataset", choices=DATASETS, default="mnist", help="whose ranking (default: mnist)"
+    )
+    p.add_argument("--model", choices=MODELS, help="only this model's jobs (default: every model)")
     p = commands.add_parser("find", parents=[client, json], help="find a job by hyperparameters")
     add_hyperparameters(p)
     p = commands.add_parser("cancel", parents=[client], help="cancel one of your jobs")
@@ -317,6 +324,7 @@ def parser() -> argparse.ArgumentParser:
     sweep_cli.add_parser(commands, [client, json])
     model_cli.add_parser(commands, [client])
     status_cli.add_parsers(commands, [client, json])
+    analyze_cli.add_parsers(commands, [client, json])
     return root
 
 
@@ -328,6 +336,8 @@ async def run_client(args: argparse.Namespace) -> int:
             command = model_cli.COMMANDS[args.model_command]
         elif args.command in status_cli.COMMANDS:
             command = status_cli.COMMANDS[args.command]
+        elif args.command in analyze_cli.COMMANDS:
+            command = analyze_cli.COMMANDS[args.command]
         else:
             command = COMMANDS[args.command]
         result: int = await command(client, args)
@@ -355,7 +365,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             print(f"tuner: {error.code().name}: {error.details()}", file=sys.stderr)
         return 1
-    except (CommandError, sweep_cli.SweepCommandError, ModelError) as error:
+    except (
+        CommandError,
+        sweep_cli.SweepCommandError,
+        analyze_cli.AnalyzeCommandError,
+        ModelError,
+    ) as error:
         print(f"tuner: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -11,6 +11,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from tuner.core import metadata
 from tuner.v1 import (
+    analysis_pb2,
+    analysis_pb2_grpc,
     event_pb2,
     job_pb2,
     sweep_pb2,
@@ -25,7 +27,7 @@ Item = TypeVar("Item")
 
 
 class TunerClient:
-    """One channel to the scheduler's TunerService and SweepService; every call says who calls.
+    """One channel to the scheduler's services (jobs, sweeps, analysis); every call says who calls.
 
     `token` is sent as a bearer token; a server that knows tokens ignores `user`.
     `ca_file` (a CA certificate) turns TLS on.
@@ -42,6 +44,7 @@ class TunerClient:
             self._channel = grpc.aio.insecure_channel(server)
         self._stub = tuner_service_pb2_grpc.TunerServiceStub(self._channel)
         self._sweeps = sweep_pb2_grpc.SweepServiceStub(self._channel)
+        self._analysis = analysis_pb2_grpc.AnalysisServiceStub(self._channel)
         self._health = health_pb2_grpc.HealthStub(self._channel)
         headers = [(metadata.USER, user)]
         if token:
@@ -84,8 +87,15 @@ class TunerClient:
         )
         return await self._stub.ListJobs(request, metadata=self._metadata)
 
-    async def leaderboard(self, limit: int = 0) -> builtins.list[job_pb2.Job]:
-        request = tuner_service_pb2.GetLeaderboardRequest(limit=limit)
+    async def leaderboard(
+        self,
+        limit: int = 0,
+        dataset: job_pb2.Dataset = job_pb2.DATASET_UNSPECIFIED,
+        model: job_pb2.Model = job_pb2.MODEL_UNSPECIFIED,
+    ) -> builtins.list[job_pb2.Job]:
+        """The best jobs of `dataset` (the server reads unspecified as MNIST), of every model
+        or only of `model`."""
+        request = tuner_service_pb2.GetLeaderboardRequest(limit=limit, dataset=dataset, model=model)
         response = await self._stub.GetLeaderboard(request, metadata=self._metadata)
         return list(response.jobs)
 
@@ -167,6 +177,10 @@ class TunerClient:
         request = sweep_pb2.WatchSweepRequest(sweep_id=sweep_id)
         call = self._sweeps.WatchSweep(request, metadata=self._metadata)
         return _stream(call, lambda response: response.sweep)
+
+    async def analyze(self, request: analysis_pb2.AnalyzeRequest) -> analysis_pb2.AnalyzeResponse:
+        """Importances, best job and points of a sweep's or a filter's SUCCEEDED jobs."""
+        return await self._analysis.Analyze(request, metadata=self._metadata)
 
 
 async def _stream(

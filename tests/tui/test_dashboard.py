@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta
 
 import pytest
+from textual.widgets import Button, DataTable
 
 from tests.support.dashboard import NOW, job, offline_app, progress, state_changed, until
 from tests.support.hyperparameters import mlp
@@ -20,7 +22,7 @@ from tui.messages import (
 from tui.screens.detail import JobDetailScreen
 from tui.screens.find import FindScreen
 from tui.screens.main import MainScreen
-from tui.screens.my_jobs import MyJobsScreen
+from tui.screens.my_jobs import MyJobsScreen, PageLoaded
 from tui.widgets.form import HyperparameterForm
 from tui.widgets.leaderboard import MEDALS, Leaderboard, LeaderboardRow
 from tui.widgets.message_board import MessageBoard
@@ -242,3 +244,94 @@ async def test_a_job_screen_says_when_its_watch_is_lost_and_back(client: TunerCl
         await pilot.pause()
         failed = [(n.title, n.message) for n in app._notifications if n.severity == "error"]
         assert failed == [("NOT_FOUND", "watch: job_id: no job 1 exists")]
+
+
+async def test_enter_on_submit_submits_the_next_job_too(
+    client: TunerClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sent: list[job_pb2.Hyperparameters] = []
+
+    async def submit(hp: job_pb2.Hyperparameters) -> tuner_service_pb2.SubmitJobResponse:
+        await asyncio.sleep(0.05)  # the button is disabled meanwhile
+        sent.append(hp)
+        return tuner_service_pb2.SubmitJobResponse(job=job(40 + len(sent), hp, QUEUED))
+
+    monkeypatch.setattr(client, "submit", submit)
+    app = offline_app(client)
+    async with app.run_test() as pilot:
+        form = app.screen.query_one(HyperparameterForm)
+        button = form.query_one("#submit", Button)
+        button.focus()
+        await pilot.press("enter")
+        await until(pilot, lambda: len(sent) == 1 and not form.pending, timeout=5, what="1st")
+        await pilot.pause()
+        assert app.focused is button, f"the focus is on {app.focused}"
+        await pilot.press("enter")
+        await until(pilot, lambda: len(sent) == 2 and not form.pending, timeout=5, what="2nd")
+        # Moved away by the user while the request was out, the focus stays where they put it.
+        await pilot.press("enter", "shift+tab")
+        seed = app.focused
+        await until(pilot, lambda: len(sent) == 3 and not form.pending, timeout=5, what="3rd")
+        await pilot.pause()
+        assert app.focused is seed and seed is not button
+
+
+async def test_my_jobs_follows_the_feed(client: TunerClient) -> None:
+    app = offline_app(client)
+    async with app.run_test() as pilot:
+        main = app.screen
+        running = job(50, mlp(50), RUNNING, started=30)
+        other = job(51, mlp(51), QUEUED)
+        await pilot.press("f2")
+        screen = app.screen
+        assert isinstance(screen, MyJobsScreen)
+        screen.post_message(PageLoaded([running, other], "", first=True))
+        await pilot.pause()
+        table = screen.query_one(DataTable)
+        assert table.get_cell(running.id, "state") == "running"
+        done = job(50, mlp(50), SUCCEEDED, accuracy=0.9731, training=12)
+        main.post_message(event_message(state_changed(7, done, 1)))
+        await until(pilot, lambda: table.get_cell(running.id, "state") != "running", timeout=5)
+        assert table.get_cell(running.id, "state") == "succeeded"
+        assert table.get_cell(running.id, "outcome") == "97.31%"
+        assert table.get_cell(other.id, "state") == "queued"
+
+
+async def test_the_leaderboard_shows_one_dataset_at_a_time(
+    client: TunerClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asked: list[tuple[int, int]] = []
+    fashion = job(60, mlp(60, dataset=job_pb2.DATASET_FASHION_MNIST), SUCCEEDED, accuracy=0.9)
+
+    async def leaderboard(limit: int, dataset: int, model: int = 0) -> list[job_pb2.Job]:
+        asked.append((limit, dataset))
+        return [fashion]
+
+    monkeypatch.setattr(client, "leaderboard", leaderboard)
+    app = offline_app(client)
+    async with app.run_test() as pilot:
+        screen = app.screen
+        assert isinstance(screen, MainScreen)
+        board = screen.query_one("#leaderboard")
+        assert board.border_title == "Leaderboard · mnist · top 10 (f4: top 50, f7: fashion-mnist)"
+        screen.post_message(LeaderboardLoaded([job(10, mlp(10), SUCCEEDED, accuracy=0.98)]))
+        await pilot.pause()
+        assert len(board.query(LeaderboardRow)) == 1
+        await pilot.press("f7")
+        await pilot.pause()
+        assert board.border_title == "Leaderboard · fashion-mnist · top 10 (f4: top 50, f7: mnist)"
+        assert len(board.query(LeaderboardRow)) == 0, (
+            "not mnist's ranks under fashion-mnist's title"
+        )
+        # An answer for the dataset shown before the switch is not shown.
+        screen.post_message(LeaderboardLoaded([job(11, mlp(11), SUCCEEDED, accuracy=0.97)]))
+        await pilot.pause()
+        assert len(board.query(LeaderboardRow)) == 0
+        screen.load_leaderboard()
+        await until(pilot, lambda: len(board.query(LeaderboardRow)) == 1, timeout=5)
+        assert asked == [(10, job_pb2.DATASET_FASHION_MNIST)]
+        assert board.query_one(LeaderboardRow).job.id == fashion.id
+        titles = [c.title for c in app.get_system_commands(app.screen)]
+        assert "Leaderboard: next dataset" in titles
+        await pilot.press("f7")
+        assert screen.dataset == "mnist"

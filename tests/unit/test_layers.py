@@ -19,8 +19,10 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 PACKAGES = ("tuner", "scheduler", "store", "trainer", "tui")
 CLIENT = (
+    "tuner.analyze_cli",
     "tuner.cli",
     "tuner.client",
+    "tuner.export",
     "tuner.model_cli",
     "tuner.models",
     "tuner.up",

@@ -21,6 +21,7 @@ from tui.messages import (
     Connected,
     ConnectionLost,
     EventReceived,
+    JobChanged,
     JobSubmitted,
     LeaderboardLoaded,
     ProgressReceived,
@@ -29,6 +30,7 @@ from tui.messages import (
     TrainersLoaded,
     event_message,
 )
+from tui.screens.my_jobs import MyJobsScreen
 from tui.screens.trainers import TrainersScreen
 from tui.widgets.form import HyperparameterForm
 from tui.widgets.leaderboard import Leaderboard
@@ -38,12 +40,15 @@ from tui.widgets.status import ConnectionStatus
 from tuner import trainer_view
 from tuner.client import TunerClient
 from tuner.core import states
+from tuner.core.hyperparameters import DATASETS
 from tuner.core.retry import Backoff
 from tuner.v1 import event_pb2, job_pb2, trainer_pb2
 
 SHORT_TOP = 10
 LONG_TOP = 50
 LIST_PAGE = 100
+# The leaderboards the dashboard shows, one at a time; each dataset has its own.
+SHOWN_DATASETS = ("mnist", "fashion-mnist")
 REMEMBERED = 1000  # board keys kept; far more than a submit answer can lag behind its event
 
 
@@ -53,6 +58,7 @@ class MainScreen(Screen[None]):
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]  # noqa: RUF012 (as Screen declares it)
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("f4,t", "toggle_top", "Top 10/50"),
+        Binding("f7,d", "next_dataset", "Dataset", show=False),  # the title says so
         Binding("s", "focus_form", "Form", show=False),
     ]
 
@@ -63,6 +69,7 @@ class MainScreen(Screen[None]):
         self._live = live
         self.user = client.user
         self.top = SHORT_TOP
+        self.dataset = SHOWN_DATASETS[0]  # whose leaderboard is shown
         self.last_sequence = 0
         self._lost = False
         # Transitions already on the board (a submit answer and its event say the same).
@@ -104,9 +111,10 @@ class MainScreen(Screen[None]):
         while True:
             try:
                 mine = await self._client.list(sorted(states.ACTIVE), page_size=LIST_PAGE)
-                top = await self._client.leaderboard(self.top)
+                dataset = self.dataset
+                top = await self._client.leaderboard(self.top, DATASETS[dataset])
                 self.post_message(ActiveJobsLoaded(list(mine.jobs)))
-                self.post_message(LeaderboardLoaded(top))
+                self.post_message(LeaderboardLoaded(top, dataset))
                 self.post_message(Connected())
                 backoff.reset()
                 async for response in self._client.watch_feed(self.last_sequence):
@@ -127,8 +135,10 @@ class MainScreen(Screen[None]):
 
     @work(exclusive=True, group="leaderboard")
     async def load_leaderboard(self) -> None:
+        dataset = self.dataset
         try:
-            self.post_message(LeaderboardLoaded(await self._client.leaderboard(self.top)))
+            top = await self._client.leaderboard(self.top, DATASETS[dataset])
+            self.post_message(LeaderboardLoaded(top, dataset))
         except grpc.aio.AioRpcError as error:
             self.post_message(RequestFailed.of("leaderboard", error))
 
@@ -198,7 +208,8 @@ class MainScreen(Screen[None]):
 
     @on(LeaderboardLoaded)
     async def _leaderboard_loaded(self, message: LeaderboardLoaded) -> None:
-        await self.query_one(Leaderboard).show(message.jobs)
+        if message.dataset == self.dataset:  # not one asked for before a switch
+            await self.query_one(Leaderboard).show(message.jobs)
 
     @on(ProgressReceived)
     def _progress(self, message: ProgressReceived) -> None:
@@ -219,6 +230,9 @@ class MainScreen(Screen[None]):
         mine = job.owner == self.user or job.id in self._following
         if mine or running.row(job.id) is not None:
             running.upsert(job)
+        for screen in self.app.screen_stack:
+            if isinstance(screen, MyJobsScreen):  # it lists once, then follows this feed
+                screen.post_message(JobChanged(job))
         kind, text = board.state_entry(job, self.user)
         self._board(job, kind, text, formatting.time_of_day(event.time, self._zone()))
         if mine and (toast := board.toast(job)) is not None:
@@ -262,9 +276,10 @@ class MainScreen(Screen[None]):
 
     def _title_leaderboard(self) -> None:
         other = LONG_TOP if self.top == SHORT_TOP else SHORT_TOP
-        self.query_one(
-            "#leaderboard"
-        ).border_title = f"Leaderboard · top {self.top} (f4: top {other})"
+        self.query_one("#leaderboard").border_title = (
+            f"Leaderboard · {self.dataset} · top {self.top} "
+            f"(f4: top {other}, f7: {_next_dataset(self.dataset)})"
+        )
 
     def action_toggle_top(self) -> None:
         self.top = LONG_TOP if self.top == SHORT_TOP else SHORT_TOP
@@ -272,5 +287,16 @@ class MainScreen(Screen[None]):
         if self._live:
             self.load_leaderboard()
 
+    async def action_next_dataset(self) -> None:
+        self.dataset = _next_dataset(self.dataset)
+        self._title_leaderboard()
+        await self.query_one(Leaderboard).show([])  # not the last dataset's ranks meanwhile
+        if self._live:
+            self.load_leaderboard()
+
     def action_focus_form(self) -> None:
         self.query_one("#epochs").focus()
+
+
+def _next_dataset(dataset: str) -> str:
+    return SHOWN_DATASETS[(SHOWN_DATASETS.index(dataset) + 1) % len(SHOWN_DATASETS)]

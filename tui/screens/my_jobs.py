@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import tzinfo
 from typing import ClassVar
 
 import grpc
@@ -15,7 +16,7 @@ from textual.widgets import DataTable, Footer, Label
 
 from tui import formatting
 from tui.clock import Clock
-from tui.messages import OpenJob, RequestFailed
+from tui.messages import JobChanged, OpenJob, RequestFailed
 from tuner.client import TunerClient
 from tuner.v1 import job_pb2
 
@@ -51,7 +52,9 @@ class MyJobsScreen(Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one(DataTable).add_columns(*COLUMNS)
+        table = self.query_one(DataTable)
+        for column in COLUMNS:
+            table.add_column(column, key=column)
         self.action_reload()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
@@ -87,22 +90,24 @@ class MyJobsScreen(Screen[None]):
             if job.id in self._jobs:
                 continue
             self._jobs[job.id] = job
-            table.add_row(
-                job.id[:12],
-                formatting.state(job.state),
-                formatting.full(job.hyperparameters),
-                formatting.outcome(job)
-                if job.state != job_pb2.JOB_STATE_SUCCEEDED
-                else (formatting.percent(job.result.test_accuracy)),
-                formatting.date_time(job.create_time, zone),
-                key=job.id,
-            )
+            table.add_row(*cells(job, zone), key=job.id)
         self._next = message.next_page_token
         more = " · n: more" if self._next else ""
         self.query_one("#my-jobs-title", Label).update(
             f"Jobs of {self._client.user}: {len(self._jobs)} shown{more}"
         )
         self.refresh_bindings()
+
+    @on(JobChanged)
+    def _changed(self, message: JobChanged) -> None:
+        """A job shown here changed state (the main screen forwards the feed): its row says so."""
+        job = message.job
+        if job.id not in self._jobs:
+            return
+        self._jobs[job.id] = job
+        table = self.query_one(DataTable)
+        for column, value in zip(COLUMNS, cells(job, self._clock().tzinfo), strict=True):
+            table.update_cell(job.id, column, value)
 
     @on(DataTable.RowSelected)
     def _selected(self, event: DataTable.RowSelected) -> None:
@@ -113,3 +118,15 @@ class MyJobsScreen(Screen[None]):
     @on(RequestFailed)
     def _failed(self, message: RequestFailed) -> None:
         self.notify(f"{message.action}: {message.details}", title=message.code, severity="error")
+
+
+def cells(job: job_pb2.Job, zone: tzinfo | None) -> tuple[str, ...]:
+    """A job's row, in COLUMNS order."""
+    succeeded = job.state == job_pb2.JOB_STATE_SUCCEEDED
+    return (
+        job.id[:12],
+        formatting.state(job.state),
+        formatting.full(job.hyperparameters),
+        formatting.percent(job.result.test_accuracy) if succeeded else formatting.outcome(job),
+        formatting.date_time(job.create_time, zone),
+    )

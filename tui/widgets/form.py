@@ -143,6 +143,8 @@ class HyperparameterForm(Vertical):
         super().__init__(id=id)
         self._action = action
         self._pending = False
+        self._refocus = False  # the button had the focus when the request went out
+        self._focus_after: Widget | None = None  # where disabling the button moved it
 
     def compose(self) -> ComposeResult:
         def text(field: str, value: str, placeholder: str) -> Input:
@@ -200,9 +202,20 @@ class HyperparameterForm(Vertical):
 
     @pending.setter
     def pending(self, value: bool) -> None:
-        """While a request is in flight the form cannot submit again."""
+        """While a request is in flight the form cannot submit again.
+
+        Disabling the focused Submit button moves the focus on; once the answer comes it goes
+        back to the button (unless the user moved it meanwhile), so Enter submits the next.
+        """
+        button = self.query_one("#submit", Button)
+        had_focus = button.has_focus
         self._pending = value
         self._update_button()
+        if value:
+            self._refocus = had_focus
+            self._focus_after = self.screen.focused
+        elif self._refocus and self.screen.focused is self._focus_after and not button.disabled:
+            button.focus()
 
     def hyperparameters(self) -> job_pb2.Hyperparameters:
         """The form as a request; call only while `valid`."""

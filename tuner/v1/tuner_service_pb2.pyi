@@ -70,10 +70,14 @@ class ListJobsResponse(_message.Message):
     def __init__(self, jobs: _Optional[_Iterable[_Union[_job_pb2.Job, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class GetLeaderboardRequest(_message.Message):
-    __slots__ = ("limit",)
+    __slots__ = ("limit", "dataset", "model")
     LIMIT_FIELD_NUMBER: _ClassVar[int]
+    DATASET_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
     limit: int
-    def __init__(self, limit: _Optional[int] = ...) -> None: ...
+    dataset: _job_pb2.Dataset
+    model: _job_pb2.Model
+    def __init__(self, limit: _Optional[int] = ..., dataset: _Optional[_Union[_job_pb2.Dataset, str]] = ..., model: _Optional[_Union[_job_pb2.Model, str]] = ...) -> None: ...
 
 class GetLeaderboardResponse(_message.Message):
     __slots__ = ("jobs",)

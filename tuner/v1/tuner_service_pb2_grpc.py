@@ -124,7 +124,8 @@ class TunerServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetLeaderboard(self, request, context):
-        """Best SUCCEEDED jobs by test accuracy, ties by shorter training time.
+        """Best SUCCEEDED jobs of one dataset (and optionally one model) by test accuracy, ties
+        by shorter training time. Datasets never share a leaderboard.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

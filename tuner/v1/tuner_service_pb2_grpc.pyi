@@ -41,7 +41,9 @@ class TunerServiceStub:
     ListJobs: _grpc.UnaryUnaryMultiCallable[_tuner_service_pb2.ListJobsRequest, _tuner_service_pb2.ListJobsResponse]
     """The caller's jobs, newest first."""
     GetLeaderboard: _grpc.UnaryUnaryMultiCallable[_tuner_service_pb2.GetLeaderboardRequest, _tuner_service_pb2.GetLeaderboardResponse]
-    """Best SUCCEEDED jobs by test accuracy, ties by shorter training time."""
+    """Best SUCCEEDED jobs of one dataset (and optionally one model) by test accuracy, ties
+    by shorter training time. Datasets never share a leaderboard.
+    """
     CancelJob: _grpc.UnaryUnaryMultiCallable[_tuner_service_pb2.CancelJobRequest, _tuner_service_pb2.CancelJobResponse]
     WatchJob: _grpc.UnaryStreamMultiCallable[_tuner_service_pb2.WatchJobRequest, _tuner_service_pb2.WatchJobResponse]
     """The job as it is now, then its events until it reaches a final state."""
@@ -69,7 +71,9 @@ class TunerServiceAsyncStub(TunerServiceStub):
     ListJobs: _aio.UnaryUnaryMultiCallable[_tuner_service_pb2.ListJobsRequest, _tuner_service_pb2.ListJobsResponse]  # type: ignore[assignment]
     """The caller's jobs, newest first."""
     GetLeaderboard: _aio.UnaryUnaryMultiCallable[_tuner_service_pb2.GetLeaderboardRequest, _tuner_service_pb2.GetLeaderboardResponse]  # type: ignore[assignment]
-    """Best SUCCEEDED jobs by test accuracy, ties by shorter training time."""
+    """Best SUCCEEDED jobs of one dataset (and optionally one model) by test accuracy, ties
+    by shorter training time. Datasets never share a leaderboard.
+    """
     CancelJob: _aio.UnaryUnaryMultiCallable[_tuner_service_pb2.CancelJobRequest, _tuner_service_pb2.CancelJobResponse]  # type: ignore[assignment]
     WatchJob: _aio.UnaryStreamMultiCallable[_tuner_service_pb2.WatchJobRequest, _tuner_service_pb2.WatchJobResponse]  # type: ignore[assignment]
     """The job as it is now, then its events until it reaches a final state."""
@@ -124,7 +128,9 @@ class TunerServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _tuner_service_pb2.GetLeaderboardRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_tuner_service_pb2.GetLeaderboardResponse, _abc.Awaitable[_tuner_service_pb2.GetLeaderboardResponse]]:
-        """Best SUCCEEDED jobs by test accuracy, ties by shorter training time."""
+        """Best SUCCEEDED jobs of one dataset (and optionally one model) by test accuracy, ties
+        by shorter training time. Datasets never share a leaderboard.
+        """
 
     @_abc_1.abstractmethod
     def CancelJob(

@@ -124,7 +124,8 @@ async def test_a_missing_or_expired_model_is_refused_saying_what_is_kept(
 ) -> None:
     policy = RetentionPolicy(per_user=3, days=2)
     kept = (
-        "the top 50 of the leaderboard and each user's last 3 jobs; "
+        "the top 50 of each dataset's and each dataset and model's leaderboard "
+        "and each user's last 3 jobs; "
         "the others for 2 days after they end"
     )
     missing = await stored_job(store, mlp(7020))

@@ -103,8 +103,8 @@ async def assert_succeeded_once(parts: Parts, jid: str, attempts: int = 1) -> No
     assert doc["attempts"] == attempts
     assert [m["epoch"] for m in doc["history"]] == list(range(1, EPOCHS + 1))
     assert doc["trainer"] == f"trainer-{attempts}"
-    ranked = await parts.store.leaderboard.count_documents({"_id": jid})
-    assert ranked == 1
+    ranked = await parts.store.leaderboard.count_documents({"job._id": jid})
+    assert ranked == 2, "on its dataset's leaderboard and its dataset and model's"
     said = await announced(parts, jid)
     assert said.count(states.SUCCEEDED) == 1, said
     assert said.index(states.RUNNING) < said.index(states.SUCCEEDED), said

@@ -10,9 +10,32 @@ from store.documents import Document, new_job, now
 from store.jobs import LEADERBOARD_SIZE, JobStore
 from tests.support.documents import job_doc
 from tests.support.hyperparameters import mlp
-from tuner.core.hyperparameters import canonical_key, job_id, lineage, normalized
+from tuner.core.hyperparameters import (
+    DATASETS,
+    MODELS,
+    canonical_key,
+    job_id,
+    lineage,
+    normalized,
+)
 from tuner.core.states import CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED
 from tuner.v1 import job_pb2
+
+
+def on_dataset(seed: int, dataset: str, model: str = "cnn") -> Document:
+    """A job_doc of `dataset` and `model`, under its own id."""
+    hp = normalized(
+        job_pb2.Hyperparameters(
+            epochs=1,
+            learning_rate=0.1,
+            batch_size=64,
+            seed=seed,
+            dataset=DATASETS[dataset],
+            model=MODELS[model],
+        )
+    )
+    key = canonical_key(hp)
+    return new_job(job_id(key), key, hp, "alice")
 
 
 def result(accuracy: float, seconds: float) -> dict[str, object]:
@@ -112,10 +135,11 @@ async def test_the_leaderboard_ranks_by_accuracy_then_training_time(store: JobSt
         doc.update(state="SUCCEEDED", result=result(accuracy, seconds))
         await store.rank(doc)
     ranked = [
-        (d["result"]["test_accuracy"], d["result"]["training_seconds"]) for d in await store.top(10)
+        (d["result"]["test_accuracy"], d["result"]["training_seconds"])
+        for d in await store.top(10, "mnist")
     ]
     assert ranked == [(0.95, 3.0), (0.95, 9.0), (0.90, 5.0), (0.80, 1.0)]
-    assert len(await store.top(2)) == 2
+    assert len(await store.top(2, "mnist")) == 2
 
 
 async def test_the_leaderboard_keeps_only_the_best(store: JobStore) -> None:
@@ -123,9 +147,81 @@ async def test_the_leaderboard_keeps_only_the_best(store: JobStore) -> None:
         doc = job_doc(100 + seed)
         doc.update(state="SUCCEEDED", result=result(seed / 1000, 1.0))
         await store.rank(doc)
-    assert await store.leaderboard.count_documents({}) == LEADERBOARD_SIZE
-    top = await store.top(LEADERBOARD_SIZE)
+    # The dataset's board and its dataset and model's: each holds only its best.
+    for board in ("mnist", "mnist/cnn"):
+        assert await store.leaderboard.count_documents({"board": board}) == LEADERBOARD_SIZE
+    assert await store.leaderboard.count_documents({}) == 2 * LEADERBOARD_SIZE
+    top = await store.top(LEADERBOARD_SIZE, "mnist")
     assert top[-1]["result"]["test_accuracy"] == 5 / 1000
+    assert len(await store.leaderboard_ids()) == LEADERBOARD_SIZE
+
+
+async def test_each_dataset_and_model_has_its_own_leaderboard(store: JobStore) -> None:
+    jobs = [
+        (on_dataset(300, "mnist"), 0.99),
+        (on_dataset(301, "mnist", "mlp"), 0.97),
+        (on_dataset(302, "fashion-mnist"), 0.91),
+        (on_dataset(303, "fashion-mnist", "mlp"), 0.88),
+        (on_dataset(304, "fashion-mnist", "mlp"), 0.89),
+    ]
+    for doc, accuracy in jobs:
+        doc.update(state="SUCCEEDED", result=result(accuracy, 1.0))
+        await store.rank(doc)
+
+    def accuracies(top: list[Document]) -> list[float]:
+        return [d["result"]["test_accuracy"] for d in top]
+
+    assert accuracies(await store.top(10, "mnist")) == [0.99, 0.97]
+    assert accuracies(await store.top(10, "mnist", "mlp")) == [0.97]
+    assert accuracies(await store.top(10, "fashion-mnist")) == [0.91, 0.89, 0.88]
+    assert accuracies(await store.top(10, "fashion-mnist", "cnn")) == [0.91]
+    assert accuracies(await store.top(10, "fashion-mnist", "mlp")) == [0.89, 0.88]
+    assert await store.leaderboard_ids() == {str(doc["_id"]) for doc, _ in jobs}
+
+
+async def test_one_datasets_jobs_never_push_anothers_off(store: JobStore) -> None:
+    fashion = on_dataset(400, "fashion-mnist")
+    fashion.update(state="SUCCEEDED", result=result(0.5, 1.0))
+    await store.rank(fashion)
+    for seed in range(LEADERBOARD_SIZE + 3):
+        doc = on_dataset(500 + seed, "mnist")
+        doc.update(state="SUCCEEDED", result=result(0.9 + seed / 10000, 1.0))
+        await store.rank(doc)
+    assert [d["_id"] for d in await store.top(10, "fashion-mnist")] == [fashion["_id"]]
+    assert await store.leaderboard.count_documents({"board": "mnist"}) == LEADERBOARD_SIZE
+    assert fashion["_id"] in await store.leaderboard_ids()
+
+
+async def test_jobs_ranked_before_per_dataset_boards_are_migrated(store: JobStore) -> None:
+    # A database of the mixed leaderboard: its entries are the job documents themselves.
+    await store.migrations.delete_many({})
+    await store.leaderboard.drop_indexes()
+    await store.leaderboard.create_index(
+        [("result.test_accuracy", -1), ("result.training_seconds", 1), ("_id", 1)]
+    )
+    docs = []
+    for seed, (dataset, accuracy) in enumerate([("mnist", 0.98), ("fashion-mnist", 0.9)]):
+        doc = on_dataset(600 + seed, dataset)
+        doc.update(state="SUCCEEDED", result=result(accuracy, 2.0), end_time=now())
+        await store.insert(doc)
+        await store.leaderboard.insert_one(doc)
+        docs.append(doc)
+    # One that the mixed board had already pushed off: it belongs on its dataset's.
+    off = on_dataset(602, "fashion-mnist", "mlp")
+    off.update(state="SUCCEEDED", result=result(0.7, 2.0), end_time=now())
+    await store.insert(off)
+    unfinished = on_dataset(603, "fashion-mnist")
+    await store.insert(unfinished)
+
+    await store.ensure_indexes()
+    assert [d["_id"] for d in await store.top(10, "mnist")] == [docs[0]["_id"]]
+    assert [d["_id"] for d in await store.top(10, "fashion-mnist")] == [docs[1]["_id"], off["_id"]]
+    assert [d["_id"] for d in await store.top(10, "fashion-mnist", "mlp")] == [off["_id"]]
+    assert await store.leaderboard.count_documents({"board": {"$exists": False}}) == 0
+    # Done once: a second start changes nothing.
+    await store.leaderboard.delete_many({"board": "mnist/cnn"})
+    await store.ensure_indexes()
+    assert await store.leaderboard.count_documents({"board": "mnist/cnn"}) == 0
 
 
 async def test_listing_pages_through_one_owners_jobs(store: JobStore) -> None:
