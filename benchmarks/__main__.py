@@ -16,7 +16,16 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from benchmarks import checkpoints, control, levers, overhead, scaleout, sweeps, trainer_vs_classic
+from benchmarks import (
+    analysis,
+    checkpoints,
+    control,
+    levers,
+    overhead,
+    scaleout,
+    sweeps,
+    trainer_vs_classic,
+)
 from benchmarks.cluster import BenchStack
 from benchmarks.common import (
     OUT,
@@ -29,7 +38,7 @@ from benchmarks.common import (
     machine,
 )
 
-ROWS = (1, 2, 3, 4, 6, 7)  # row 5 is the GPU's
+ROWS = (1, 2, 3, 4, 6, 7, 8)  # row 5 is the GPU's
 
 
 def cases(quick: bool) -> list[tuple[str, str]]:
@@ -127,7 +136,7 @@ def main() -> None:
         "--rows",
         type=lambda s: {int(r) for r in s.split(",") if r},
         default=set(ROWS),
-        help="comma-separated rows to run (default 1,2,3,4,6,7; '' for none, with --levers)",
+        help="comma-separated rows to run (default 1,2,3,4,6,7,8; '' for none, with --levers)",
     )
     parser.add_argument("--quick", action="store_true", help="row 1: CNN on MNIST only")
     parser.add_argument(
@@ -184,6 +193,8 @@ def main() -> None:
         sections += attempt("Row 6", lambda: sweeps.run(state / "sweeps", args.sweep_trials))
     if 7 in args.rows:
         sections += attempt("Row 7", lambda: checkpoints.run(state / "checkpoints"))
+    if 8 in args.rows:
+        sections += attempt("Row 8", lambda: analysis.run(state / "analysis"))
     shutil.rmtree(state, ignore_errors=True)  # kept, with the services' logs, when a row fails
     header["minutes"] = (time.monotonic() - started) / 60
     sections.sort(key=lambda s: (not s.title.startswith("Row"), s.title))  # Row 1, 2, 3a, 3b...
