@@ -28,7 +28,7 @@ GRID = """
       batch_size: [512]
       models: [mlp]
       optimizers: [sgd, adam]
-      seed: [3301]
+      seed: [7701]
 """
 
 
