@@ -14,6 +14,8 @@ from textual.screen import Screen
 
 from tui.clock import Clock, local_now
 from tui.messages import OpenJob
+from tui.screens.analysis import AnalysisScreen
+from tui.screens.compare import MOST, CompareScreen
 from tui.screens.detail import JobDetailScreen
 from tui.screens.find import FindScreen
 from tui.screens.main import MainScreen
@@ -23,6 +25,7 @@ from tui.screens.sweeps import SweepsScreen
 from tui.screens.trainers import TrainersScreen
 from tui.widgets.status import ConnectionStatus
 from tuner.client import TunerClient
+from tuner.v1 import job_pb2
 
 
 class TunerApp(App[int]):
@@ -35,6 +38,8 @@ class TunerApp(App[int]):
         Binding("f3", "find", "Find"),
         Binding("f5", "sweeps", "Sweeps"),
         Binding("f6", "trainers", "Trainers"),
+        Binding("f8", "analysis", "Analysis"),
+        Binding("f9", "compare", "Compare"),
         Binding("ctrl+q", "quit", "Quit", priority=True),
     ]
 
@@ -52,6 +57,7 @@ class TunerApp(App[int]):
         self.clock = clock
         self.live = live
         self._notices = notices
+        self.compare: list[job_pb2.Job] = []  # the jobs marked in their detail, in order
 
     def on_mount(self) -> None:
         if self._notices is not None:
@@ -87,6 +93,14 @@ class TunerApp(App[int]):
             "Sweeps", "Your sweeps, their trials and the best so far", self.action_sweeps
         )
         yield SystemCommand("Trainers", "Who trains what, and how far it is", self.action_trainers)
+        yield SystemCommand(
+            "Analysis",
+            "Which hyperparameters matter for accuracy, over a dataset's finished jobs",
+            self.action_analysis,
+        )
+        yield SystemCommand(
+            "Compare", "The jobs marked with x in their detail, side by side", self.action_compare
+        )
         if isinstance(screen, MainScreen):
             yield SystemCommand(
                 "Leaderboard: top 10 / top 50", "Show more or fewer ranks", screen.action_toggle_top
@@ -104,6 +118,16 @@ class TunerApp(App[int]):
             )
         if isinstance(screen, SweepDetailScreen) and screen.check_action("cancel_sweep", ()):
             yield SystemCommand("Cancel this sweep", "Stop its trials", screen.action_cancel_sweep)
+        if isinstance(screen, SweepDetailScreen):
+            yield SystemCommand(
+                "Analyse this sweep", "Importances and charts of its trials", screen.action_analyse
+            )
+        if isinstance(screen, JobDetailScreen):
+            yield SystemCommand(
+                "Compare: mark or unmark this job",
+                "F9 then shows the marked jobs side by side",
+                screen.action_toggle_compare,
+            )
 
     def action_my_jobs(self) -> None:
         if not isinstance(self.screen, MyJobsScreen):
@@ -120,6 +144,43 @@ class TunerApp(App[int]):
     def action_trainers(self) -> None:
         if not isinstance(self.screen, TrainersScreen):
             self.push_screen(TrainersScreen(self.client, self.clock, self.live))
+
+    def action_analysis(self) -> None:
+        if not isinstance(self.screen, AnalysisScreen):
+            main = next((s for s in self.screen_stack if isinstance(s, MainScreen)), None)
+            dataset = main.dataset if main is not None else "mnist"
+            self.push_screen(AnalysisScreen(self.client, self.live, dataset=dataset))
+
+    def action_compare(self) -> None:
+        if isinstance(self.screen, CompareScreen):
+            return
+        if len(self.compare) < 2:
+            self.notify(
+                f"Mark 2 to {MOST} jobs first: x in a job's detail marks it "
+                f"({len(self.compare)} marked).",
+                title="Compare",
+            )
+            return
+        self.push_screen(CompareScreen(self.client, list(self.compare), self.live))
+
+    def toggle_compare(self, job: job_pb2.Job) -> bool:
+        """Marks the job for Compare, or unmarks it; whether it is marked now."""
+        ids = [j.id for j in self.compare]
+        if job.id in ids:
+            del self.compare[ids.index(job.id)]
+            marked = False
+        elif len(self.compare) >= MOST:
+            self.notify(f"Compare holds {MOST} jobs: unmark one first.", severity="warning")
+            return False
+        else:
+            self.compare.append(job)
+            marked = True
+        then = " · F9 compares them" if len(self.compare) > 1 else ""
+        self.notify(
+            f"{len(self.compare)} marked{then}",
+            title="Marked for compare" if marked else "Unmarked",
+        )
+        return marked
 
     @on(OpenJob)
     def open_job(self, message: OpenJob) -> None:

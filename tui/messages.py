@@ -8,7 +8,14 @@ import grpc
 from textual.message import Message
 
 from tui.formatting import reason
-from tuner.v1 import event_pb2, job_pb2, sweep_pb2, trainer_pb2, tuner_service_pb2
+from tuner.v1 import (
+    analysis_pb2,
+    event_pb2,
+    job_pb2,
+    sweep_pb2,
+    trainer_pb2,
+    tuner_service_pb2,
+)
 
 
 @dataclass
@@ -137,3 +144,17 @@ class TrainerChanged(Message):
             isinstance(message, TrainerChanged)
             and message.change.trainer.name == self.change.trainer.name
         )
+
+
+@dataclass
+class AnalysisLoaded(Message):
+    """The Analyze answer for the set a screen shows."""
+
+    response: analysis_pb2.AnalyzeResponse
+
+
+@dataclass
+class CompareLoaded(Message):
+    """The jobs to compare, as the scheduler has them now (with their epochs)."""
+
+    jobs: list[job_pb2.Job]

@@ -43,6 +43,7 @@ class JobDetailScreen(WatchingScreen):
         Binding("escape", "app.pop_screen", "Back"),
         Binding("c", "cancel_job", "Cancel job"),
         Binding("m", "save_model", "Save model"),
+        Binding("x", "toggle_compare", "Compare ±"),
     ]
 
     def __init__(self, client: TunerClient, job: job_pb2.Job, clock: Clock, live: bool) -> None:
@@ -137,6 +138,12 @@ class JobDetailScreen(WatchingScreen):
     def action_cancel_job(self) -> None:
         if self.mine and self.job.state in states.ACTIVE:
             self.cancel()
+
+    def action_toggle_compare(self) -> None:
+        """Marks this job for the app's Compare screen (F9), or unmarks it."""
+        toggle = getattr(self.app, "toggle_compare", None)
+        if toggle is not None:
+            toggle(self.job)
 
     def action_save_model(self) -> None:
         """Asks where (JOB_ID.pt in the current folder unless told), then downloads."""

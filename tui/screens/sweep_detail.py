@@ -14,6 +14,7 @@ from textual.widgets import Footer, Label, Static
 from tui import sweeps
 from tui.clock import Clock
 from tui.messages import RequestFailed, SweepSnapshot
+from tui.screens.analysis import AnalysisScreen
 from tui.screens.watching import WatchingScreen
 from tui.widgets.sweep_trials import AccuracyChart, TrialsTable
 from tuner.client import TunerClient
@@ -30,6 +31,7 @@ class SweepDetailScreen(WatchingScreen):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "app.pop_screen", "Back"),
         Binding("c", "cancel_sweep", "Cancel sweep"),
+        Binding("a", "analyse", "Analysis"),
     ]
 
     def __init__(
@@ -86,6 +88,9 @@ class SweepDetailScreen(WatchingScreen):
             # the sweep has ended
 
         await self.keep_watching("watch sweep", follow)
+
+    def action_analyse(self) -> None:
+        self.app.push_screen(AnalysisScreen(self._client, self._live, sweep=self.sweep))
 
     @work(exclusive=True, group="cancel")
     async def cancel(self) -> None:

@@ -56,11 +56,14 @@ class WatchingScreen(Screen[None]):
     def _lost(self, message: ConnectionLost) -> None:
         if not self.has_class("-offline"):
             self.notify(
-                f"Watching this {self.WATCHED} again in {message.retry_in:g}s ({message.reason}).",
+                self.retrying(message),
                 title="Connection lost",
                 severity="warning",
             )
         self.add_class("-offline")
+
+    def retrying(self, message: ConnectionLost) -> str:
+        return f"Watching this {self.WATCHED} again in {message.retry_in:g}s ({message.reason})."
 
     @on(RequestFailed)
     def _failed(self, message: RequestFailed) -> None:
