@@ -9,7 +9,7 @@ from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from tuner.core import states
-from tuner.core.hyperparameters import DATASETS, MODELS, OPTIMIZERS, lineage, name_of
+from tuner.core.hyperparameters import DATASETS, MODELS, OPTIMIZERS, lineage, named
 from tuner.v1 import job_pb2
 
 Document = dict[str, Any]
@@ -40,15 +40,7 @@ def _timestamp(value: datetime | None) -> Timestamp | None:
 
 
 def hyperparameters_doc(hp: job_pb2.Hyperparameters) -> Document:
-    return {
-        "epochs": hp.epochs,
-        "learning_rate": hp.learning_rate,
-        "batch_size": hp.batch_size,
-        "dataset": name_of(DATASETS, hp.dataset),
-        "model": name_of(MODELS, hp.model),
-        "optimizer": name_of(OPTIMIZERS, hp.optimizer),
-        "seed": hp.seed,
-    }
+    return dict(named(hp))
 
 
 def hyperparameters_from(doc: Document) -> job_pb2.Hyperparameters:

@@ -18,7 +18,7 @@ from typing import Any
 from google.protobuf import json_format
 
 from tuner.client import TunerClient
-from tuner.core.hyperparameters import DATASETS, MODELS, OPTIMIZERS, name_of
+from tuner.core.hyperparameters import named
 from tuner.v1 import analysis_pb2, job_pb2
 
 FORMATS = ("csv", "jsonl", "optuna")
@@ -47,15 +47,7 @@ class ExportError(Exception):
 
 
 def params(hp: job_pb2.Hyperparameters) -> dict[str, Any]:
-    return {
-        "epochs": hp.epochs,
-        "learning_rate": hp.learning_rate,
-        "batch_size": hp.batch_size,
-        "dataset": name_of(DATASETS, hp.dataset),
-        "model": name_of(MODELS, hp.model),
-        "optimizer": name_of(OPTIMIZERS, hp.optimizer),
-        "seed": hp.seed,
-    }
+    return dict(named(hp))
 
 
 async def export(

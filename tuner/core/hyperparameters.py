@@ -125,6 +125,19 @@ def lineage(hp: job_pb2.Hyperparameters) -> str:
     return job_id(canonical_key(prefix))
 
 
+def named(hp: job_pb2.Hyperparameters) -> dict[str, int | float | str]:
+    """The hyperparameters by field, the enums by their names: as stored, exported, shown."""
+    return {
+        "epochs": hp.epochs,
+        "learning_rate": hp.learning_rate,
+        "batch_size": hp.batch_size,
+        "dataset": name_of(DATASETS, hp.dataset),
+        "model": name_of(MODELS, hp.model),
+        "optimizer": name_of(OPTIMIZERS, hp.optimizer),
+        "seed": hp.seed,
+    }
+
+
 def describe(hp: job_pb2.Hyperparameters) -> str:
     """A short human description, e.g. 'mlp/adam mnist e=1 lr=0.001 bs=64 seed=0'."""
     return (

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
 import torch
 
+from tests.support.datasets import head
 from tests.support.hyperparameters import cnn, mlp
 from trainer import checkpoints, data, training
 from tuner.core.hyperparameters import lineage
@@ -17,18 +17,6 @@ from tuner.v1 import job_pb2
 CPU = torch.device("cpu")
 SEED = 3
 JOB = "a" * 32
-
-
-@pytest.fixture(scope="module")
-def mnist(data_dir: Path) -> data.Dataset:
-    return data.load(job_pb2.DATASET_MNIST, data_dir, CPU)
-
-
-def head(dataset: data.Dataset, train: int, test: int) -> data.Dataset:
-    return data.Dataset(
-        data.Split(dataset.train.images[:train], dataset.train.labels[:train]),
-        data.Split(dataset.test.images[:test], dataset.test.labels[:test]),
-    )
 
 
 @dataclass

@@ -7,31 +7,18 @@ import math
 import threading
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
+from tests.support.datasets import head
 from tests.support.hyperparameters import mlp
 from trainer import data, models, training
 from tuner.v1 import job_pb2
 
 CPU = torch.device("cpu")
 SEED = 1
-
-
-@pytest.fixture(scope="module")
-def mnist(data_dir: Path) -> data.Dataset:
-    return data.load(job_pb2.DATASET_MNIST, data_dir, CPU)
-
-
-def head(dataset: data.Dataset, train: int, test: int) -> data.Dataset:
-    """The first samples of each split, to keep a test quick."""
-    return data.Dataset(
-        data.Split(dataset.train.images[:train], dataset.train.labels[:train]),
-        data.Split(dataset.test.images[:test], dataset.test.labels[:test]),
-    )
 
 
 @dataclass
