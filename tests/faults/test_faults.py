@@ -10,6 +10,7 @@ import grpc
 import pytest
 from nats.errors import TimeoutError as NatsTimeout
 
+from store.jobs import boards_of
 from tests.support.hyperparameters import mlp
 from tests.support.jobs import history, kinds, wait_for
 from tests.support.stack import RunningStack, StartStack, mongo_client
@@ -32,10 +33,12 @@ def trainer_of(running: RunningStack, job: job_pb2.Job) -> str:
 
 
 def results_recorded(running: RunningStack, job_id: str) -> int:
+    """The job's result, plus its entries on its dataset's leaderboard: 2 when recorded once."""
     with mongo_client(running.mongo_uri) as mongo:
-        on_board = mongo.tuner.leaderboard.count_documents({"_id": job_id})
         doc = mongo.tuner.jobs.find_one({"_id": job_id})
-    assert doc is not None
+        assert doc is not None
+        board = boards_of(doc)[0]
+        on_board = mongo.tuner.leaderboard.count_documents({"board": board, "job._id": job_id})
     return on_board + (doc["result"] is not None)
 
 
