@@ -5,8 +5,10 @@ A stack without trainers (nats-server, SecantusDB in memory, the scheduler) is l
 store.documents.new_job + JobStore.insert, then moved to RUNNING and to SUCCEEDED (its
 result and one epoch's history) by JobStore.transition, as the recorder moves a trainer's
 job. At each size the Analyze RPC over every SUCCEEDED job (an empty filter) is timed at the
-client, and its two parts alone: store.analysis.matching (the database read, on a store of
-this process's own) and scheduler.importance.analysis of the documents it read.
+client, and its two parts alone: store.analysis.matching (the read of the analysis points,
+store/points.py, on a store of this process's own) and scheduler.importance.analysis of the
+documents it read. Each job's point is filed with store.points.file_point, as the recorder
+files a success.
 
 `python -m benchmarks.analysis` prints the computation's times alone, on made-up documents.
 """
@@ -22,7 +24,8 @@ from pathlib import Path
 from benchmarks.cluster import USER, BenchStack
 from benchmarks.common import Json, Section, load_average, ms, now, percentile
 from scheduler.importance import analysis
-from store.analysis import job_query, matching
+from store import points
+from store.analysis import Selection, matching
 from store.documents import Document, epoch_doc, new_job, result_doc
 from store.documents import now as stored_now
 from store.jobs import JobStore
@@ -124,6 +127,9 @@ async def load_one(store: JobStore, hp: job_pb2.Hyperparameters, rng: random.Ran
              "history": [epoch_doc(epoch)], "reused_epochs": 0}  # fmt: skip
     if not await store.transition(jid, 1, SUCCEEDED, ended, attempt=1):
         raise RuntimeError(f"job {jid} did not move to SUCCEEDED")
+    if (doc := await store.get(jid)) is None:
+        raise RuntimeError(f"job {jid} is gone")
+    await points.file_point(store, doc)  # as the recorder files a success
 
 
 async def bulk_load(store: JobStore, count: int, rng: random.Random) -> float:
@@ -148,7 +154,7 @@ async def measure(client: TunerClient, store: JobStore, count: int) -> Json:
     docs: list[Document] = []
     for _ in range(REPEATS):
         t0 = now()
-        docs, _truncated = await matching(store, job_query({}, {}))
+        docs, _truncated = await matching(store, Selection())
         read.append(now() - t0)
     numbered = list(enumerate(docs, 1))
     for _ in range(REPEATS):

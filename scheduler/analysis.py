@@ -11,7 +11,7 @@ import grpc
 
 from scheduler.importance import analysis
 from scheduler.validation import valid_id
-from store.analysis import job_query, matching, trial_jobs
+from store.analysis import Selection, matching, trial_jobs
 from store.jobs import JobStore
 from store.sweeps import SweepStore
 from tuner.core.hyperparameters import DATASETS, MODELS, OPTIMIZERS, name_of
@@ -64,8 +64,8 @@ class AnalysisService(analysis_pb2_grpc.AnalysisServiceServicer):
         return response
 
 
-async def _query(spec: analysis_pb2.JobFilter, context: Context) -> dict[str, Any]:
-    """The store condition for a filter; INVALID_ARGUMENT for a bound that cannot be."""
+async def _query(spec: analysis_pb2.JobFilter, context: Context) -> Selection:
+    """The jobs a filter selects; INVALID_ARGUMENT for a bound that cannot be."""
     equal: dict[str, str] = {}
     for field, names in ENUMS.items():
         value = getattr(spec, field)
@@ -91,4 +91,4 @@ async def _query(spec: analysis_pb2.JobFilter, context: Context) -> dict[str, An
                 grpc.StatusCode.INVALID_ARGUMENT, f"filter.{field}: min {low} is above max {high}"
             )
         ranges[field] = (low, high)
-    return job_query(equal, ranges)
+    return Selection(equal, ranges)

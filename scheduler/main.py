@@ -34,6 +34,7 @@ from scheduler.sweeps.announce import Announcer
 from scheduler.sweeps.driver import SweepDriver
 from scheduler.sweeps.service import SweepService
 from scheduler.trainers import Trainers
+from store import points
 from store.jobs import JobStore
 from store.sweeps import SweepStore
 from tuner.core import metrics as exporter
@@ -183,6 +184,7 @@ async def _prepare(
     while not stopping.is_set():
         try:
             await store.ensure_indexes()
+            await points.migrate(store)
             await sweeps.ensure_indexes()
             await streams.ensure_streams(js, config.queue)
             return True

@@ -29,6 +29,7 @@ from nats.js import JetStreamContext
 from scheduler.dispatch import Dispatcher
 from scheduler.metrics import Metrics
 from scheduler.outages import OUTAGES
+from store import points
 from store.documents import Document, epoch_doc, now, result_doc
 from store.jobs import JobStore
 from tuner.core import streams
@@ -155,6 +156,7 @@ class Recorder:
             return
         # Also when not moved: a redelivered event after a crash or an outage between writes.
         await self._store.rank(doc)
+        await points.file_point(self._store, doc)
         if moved:
             accuracy = event.succeeded.test_accuracy
             log.info("job %s run %d succeeded: accuracy %.4f", event.job_id, event.run, accuracy)

@@ -2,50 +2,49 @@
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass, field
 
-from pymongo import DESCENDING
-
+from store import points
 from store.documents import Document
 from store.jobs import JobStore
+from tuner.core.hyperparameters import DATASETS
 from tuner.core.states import SUCCEEDED, name
 
-# The most jobs one analysis reads: the latest to end. SecantusDB reads every job a filter
-# matches whatever the limit, so the bound is on what is kept and sent, not on the scan.
+# The most jobs one analysis reads: the latest to end.
 MAX_ANALYZED = 10_000
 # What an analysis reads of a job.
 FIELDS = {"hyperparameters": 1, "result.test_accuracy": 1, "end_time": 1}
-NUMERIC = ("epochs", "learning_rate", "batch_size")
-CATEGORICAL = ("dataset", "model", "optimizer")
 
 
-def job_query(
-    equal: dict[str, str], ranges: dict[str, tuple[float | None, float | None]]
-) -> dict[str, Any]:
-    """The condition on SUCCEEDED jobs: `equal` on categorical fields (by their stored names),
-    `ranges` (min, max; inclusive; None open) on numeric ones."""
-    query: dict[str, Any] = {"state": name(SUCCEEDED)}
-    for field, value in equal.items():
-        query[f"hyperparameters.{field}"] = value
-    for field, (low, high) in ranges.items():
-        bounds: dict[str, float] = {}
-        if low is not None:
-            bounds["$gte"] = low
-        if high is not None:
-            bounds["$lte"] = high
-        if bounds:
-            query[f"hyperparameters.{field}"] = bounds
-    return query
+@dataclass(frozen=True)
+class Selection:
+    """SUCCEEDED jobs by `equal` categorical fields (their stored names) and `ranges`
+    (min, max; inclusive; None open) of numeric ones."""
+
+    equal: dict[str, str] = field(default_factory=dict)
+    ranges: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
+
+    def datasets(self) -> list[str]:
+        return [self.equal["dataset"]] if "dataset" in self.equal else list(DATASETS)
+
+    def keeps(self, hyperparameters: Document) -> bool:
+        if any(hyperparameters.get(f) != value for f, value in self.equal.items()):
+            return False
+        for f, (low, high) in self.ranges.items():
+            value = hyperparameters.get(f)
+            if value is None or (low is not None and value < low):
+                return False
+            if high is not None and value > high:
+                return False
+        return True
 
 
 async def matching(
-    store: JobStore, query: dict[str, Any], limit: int = MAX_ANALYZED
+    store: JobStore, selection: Selection, limit: int = MAX_ANALYZED
 ) -> tuple[list[Document], bool]:
-    """The latest `limit` jobs to end that match, oldest first, and whether more matched."""
-    cursor = store.jobs.find(query, FIELDS).sort([("end_time", DESCENDING), ("_id", DESCENDING)])
-    docs = await cursor.limit(limit + 1).to_list()
-    truncated = len(docs) > limit
-    return docs[:limit][::-1], truncated
+    """The latest `limit` jobs to end that match, oldest first, and whether more matched:
+    read from the analysis points (store/points.py), not from the jobs."""
+    return await points.latest(store, selection.datasets(), selection.keeps, limit)
 
 
 async def trial_jobs(store: JobStore, sweep: Document) -> list[tuple[int, Document]]:

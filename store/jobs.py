@@ -46,6 +46,7 @@ class JobStore:
         self._client = client
         self.jobs = db.jobs
         self.leaderboard = db.leaderboard
+        self.points = db.analysis_points  # store/points.py
         self.migrations = db.migrations
 
     @classmethod

@@ -25,6 +25,7 @@ from scheduler.retention import RetentionPolicy
 from scheduler.service import TunerService
 from scheduler.status import Status
 from scheduler.trainers import Trainers
+from store import points
 from store.documents import Document, new_job, now
 from store.jobs import JobStore
 from tests.support.processes import without_tuner_settings
@@ -74,8 +75,8 @@ async def stored_job(
     device: str = "cpu",
     ranked: bool = True,
 ) -> Document:
-    """A job of `hp` stored as the scheduler would have left it in `state`; a SUCCEEDED one on
-    the leaderboard unless not `ranked`."""
+    """A job of `hp` stored as the scheduler would have left it in `state`; a SUCCEEDED one
+    with its analysis point, and on the leaderboard unless not `ranked`."""
     hp = normalized(hp)
     key = canonical_key(hp)
     doc = new_job(job_id(key), key, hp, owner)
@@ -100,8 +101,12 @@ async def stored_job(
         )
     got = await store.get(doc["_id"])
     assert got is not None
-    if state == states.SUCCEEDED and ranked:
-        await store.rank(got)
+    if state == states.SUCCEEDED:
+        await points.file_point(store, got)
+        if ranked:
+            await store.rank(got)
+        got = await store.get(doc["_id"])
+        assert got is not None
     return got
 
 

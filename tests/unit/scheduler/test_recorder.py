@@ -14,6 +14,7 @@ from nats.aio.client import Client
 from scheduler.dispatch import Dispatcher
 from scheduler.fanout import replay
 from scheduler.recorder import Recorder
+from store import points
 from store.documents import job_from, new_job
 from store.jobs import JobStore
 from tests.support.servers import Nats
@@ -105,6 +106,8 @@ async def assert_succeeded_once(parts: Parts, jid: str, attempts: int = 1) -> No
     assert doc["trainer"] == f"trainer-{attempts}"
     ranked = await parts.store.leaderboard.count_documents({"job._id": jid})
     assert ranked == 2, "on its dataset's leaderboard and its dataset and model's"
+    filed, _ = await points.latest(parts.store, ["mnist"], lambda hp: True, 100)
+    assert [d["_id"] for d in filed].count(jid) == 1, "its analysis point, once"
     said = await announced(parts, jid)
     assert said.count(states.SUCCEEDED) == 1, said
     assert said.index(states.RUNNING) < said.index(states.SUCCEEDED), said
