@@ -79,6 +79,7 @@ class SweepDriver:
         self._held: set[str] = set()
         self._following: dict[str, set[str]] = {}  # job id -> held sweeps with it active
         self._reported: dict[str, int] = {}  # job id -> attempt whose end its trainer reported
+        self._epochs: dict[str, int] = {}  # job id -> its epochs, for the followed jobs
         self._due: set[str] = set()  # sweeps to look at now
         self._woken = asyncio.Event()
 
@@ -100,7 +101,13 @@ class SweepDriver:
             event = event_pb2.JobEvent.FromString(msg.data)
         except DecodeError:
             return
-        if event.WhichOneof("kind") in ("succeeded", "failed"):
+        kind = event.WhichOneof("kind")
+        # The last epoch's report is the trial's end for the driver: its accuracy is known,
+        # and the next trial is queued while the trainer stores the model and reports.
+        last = kind == "epoch_completed" and event.epoch_completed.epoch >= self._epochs.get(
+            job_id, 1 << 30
+        )
+        if kind in ("succeeded", "failed") or last:
             self._reported[job_id] = max(event.attempt, self._reported.get(job_id, 0))
             for sweep_id in self._following[job_id]:
                 self.wake(sweep_id)
@@ -194,8 +201,11 @@ class SweepDriver:
             if not self._following[job_id]:
                 del self._following[job_id]
                 self._reported.pop(job_id, None)
-        for job_id in now_active:
-            self._following.setdefault(job_id, set()).add(sweep_id)
+                self._epochs.pop(job_id, None)
+        for trial in trials:
+            if trial["job_id"] in now_active:
+                self._following.setdefault(trial["job_id"], set()).add(sweep_id)
+                self._epochs[trial["job_id"]] = int(trial["hyperparameters"]["epochs"])
 
     @contextlib.contextmanager
     def _timed(self, part: str) -> Iterator[None]:
@@ -301,6 +311,7 @@ class SweepDriver:
                 return launched
             # Before the trial is stored: its job may end, and be told, at any moment now.
             self._following.setdefault(job["_id"], set()).add(sweep_id)
+            self._epochs[job["_id"]] = hp.epochs
             trial = new_trial(
                 len(trials) + 1, job, reused=duplicate and states.of(job) == states.SUCCEEDED
             )

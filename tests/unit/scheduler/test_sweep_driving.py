@@ -108,8 +108,8 @@ async def cluster(nats_url: str, mongo_uri: str) -> AsyncIterator[Cluster]:
         await store.close()
 
 
-async def create(replica: Replica) -> str:
-    request = sweep_pb2.CreateSweepRequest(spec=parse(SPEC))
+async def create(replica: Replica, spec: str = SPEC) -> str:
+    request = sweep_pb2.CreateSweepRequest(spec=parse(spec))
     response = await replica.service.CreateSweep(request, Context())  # type: ignore[arg-type]
     return response.sweep.id
 
@@ -252,3 +252,30 @@ async def test_a_trainers_report_of_an_end_frees_its_place_before_it_is_recorded
         lambda d: trial_states(d)[0] == states.SUCCEEDED,
     )
     assert len(doc["trials"]) == 3
+
+
+async def test_the_last_epochs_report_frees_its_place_and_an_earlier_does_not(
+    cluster: Cluster,
+) -> None:
+    """The trial's accuracy is known at its last epoch: the next trial is queued while its
+    trainer still stores the model and reports the success."""
+    a = await cluster.start("replica-a", HOUR)
+    sweep_id = await create(a, SPEC.replace("epochs: [1]", "epochs: [2]"))
+    doc = await until(cluster.sweeps, sweep_id, "the first pair", lambda d: len(d["trials"]) == 2)
+    first = doc["trials"][0]
+    subject = streams.events_subject(first["job_id"], 1)
+    for epoch in (1, 2):
+        report = event_pb2.JobEvent(
+            job_id=first["job_id"],
+            run=1,
+            attempt=1,
+            epoch_completed=job_pb2.EpochMetrics(epoch=epoch, test_accuracy=0.5, attempt=1),
+        )
+        await a.nc.publish(subject, report.SerializeToString())
+        if epoch == 1:
+            await a.nc.flush()
+            await asyncio.sleep(0.5)  # heard, and stepped on: still two trials
+            doc = await cluster.sweeps.get(sweep_id)
+            assert doc is not None and len(doc["trials"]) == 2, "freed after epoch 1 of 2"
+    doc = await until(cluster.sweeps, sweep_id, "trial 3", lambda d: len(d["trials"]) == 3)
+    assert trial_states(doc)[:1] == [states.QUEUED], "nothing recorded meanwhile"
