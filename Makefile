@@ -7,6 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PROTOS := $(wildcard protos/tuner/v1/*.proto)
 FASHION_MNIST := /usr/share/datasets/fashion-mnist
+CHROMIUM := /usr/bin/chromium
 
 .DEFAULT_GOAL := help
 .PHONY: help install run test test-slow check lint types generate check-generated proto-lint bench clean
@@ -20,10 +21,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[trainer,embedded,dev]'
 	touch $(STAMP)
 
-install: $(STAMP) ## install everything into .venv (and Fashion-MNIST where apt can)
+install: $(STAMP) ## install everything into .venv (and Fashion-MNIST, Chromium where apt can)
 	@test -d $(FASHION_MNIST) || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
 		(apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist) >/dev/null; } || \
 		echo "note: Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)"
+	@test -x $(CHROMIUM) || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
+		(apt-get update -qq && apt-get install -y -qq chromium) >/dev/null; } || \
+		echo "note: Chromium not installed, tests/web skip (apt-get install chromium)"
 
 run: install ## start the whole stack on this machine and open the dashboard
 	$(BIN)/tuner up $(ARGS)

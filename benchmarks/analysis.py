@@ -7,8 +7,8 @@ result and one epoch's history) by JobStore.transition, as the recorder moves a 
 job. At each size the Analyze RPC over every SUCCEEDED job (an empty filter) is timed at the
 client, and its two parts alone: store.analysis.matching (the read of the analysis points,
 store/points.py, on a store of this process's own) and scheduler.importance.analysis of the
-documents it read. Each job's point is filed with store.points.file_point, as the recorder
-files a success.
+documents it read. Each job's point is filed with store.points.file_point, one after another
+as the recorder files successes.
 
 `python -m benchmarks.analysis` prints the computation's times alone, on made-up documents.
 """
@@ -103,7 +103,7 @@ def configuration(rng: random.Random) -> job_pb2.Hyperparameters:
     )
 
 
-async def load_one(store: JobStore, hp: job_pb2.Hyperparameters, rng: random.Random) -> None:
+async def load_one(store: JobStore, hp: job_pb2.Hyperparameters, rng: random.Random) -> str:
     """A job submitted, started and ended SUCCEEDED, with the store calls the scheduler uses."""
     key = canonical_key(hp)
     jid = job_id(key)
@@ -127,9 +127,7 @@ async def load_one(store: JobStore, hp: job_pb2.Hyperparameters, rng: random.Ran
              "history": [epoch_doc(epoch)], "reused_epochs": 0}  # fmt: skip
     if not await store.transition(jid, 1, SUCCEEDED, ended, attempt=1):
         raise RuntimeError(f"job {jid} did not move to SUCCEEDED")
-    if (doc := await store.get(jid)) is None:
-        raise RuntimeError(f"job {jid} is gone")
-    await points.file_point(store, doc)  # as the recorder files a success
+    return jid
 
 
 async def bulk_load(store: JobStore, count: int, rng: random.Random) -> float:
@@ -138,7 +136,13 @@ async def bulk_load(store: JobStore, count: int, rng: random.Random) -> float:
     configs = [configuration(rng) for _ in range(count)]
     for first in range(0, count, CONCURRENT):
         batch = configs[first : first + CONCURRENT]
-        await asyncio.gather(*(load_one(store, hp, rng) for hp in batch))
+        loaded = await asyncio.gather(*(load_one(store, hp, rng) for hp in batch))
+        # Filed one after another, as a recorder files successes: at once they would contend
+        # for the dataset's counter and chunk.
+        for jid in loaded:
+            if (doc := await store.get(jid)) is None:
+                raise RuntimeError(f"job {jid} is gone")
+            await points.file_point(store, doc)
     return now() - start
 
 

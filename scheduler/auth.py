@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextvars
 import functools
 import hmac
-import ipaddress
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
@@ -16,6 +15,7 @@ import grpc
 
 from scheduler.calls import Context, Handler, wrap
 from tuner.core import metadata
+from tuner.core.addresses import is_loopback as is_loopback  # scheduler.config's
 from tuner.core.env import ConfigError
 
 USER = re.compile(r"[\w.@+-]{1,128}")
@@ -49,16 +49,6 @@ def load_tokens(env: Mapping[str, str]) -> dict[str, str]:
     if text := env.get("TUNER_TOKENS"):
         tokens.update(parse_tokens(text, "TUNER_TOKENS"))
     return tokens
-
-
-def is_loopback(listen: str) -> bool:
-    host = listen.rsplit(":", 1)[0].strip("[]")
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _metadata(details: grpc.HandlerCallDetails) -> dict[str, str]:

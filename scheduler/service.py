@@ -267,6 +267,11 @@ class TunerService(tuner_service_pb2_grpc.TunerServiceServicer):
     ) -> tuner_service_pb2.GetStatusResponse:
         return await self._status.gather()
 
+    async def GetCaller(
+        self, request: tuner_service_pb2.GetCallerRequest, context: Context
+    ) -> tuner_service_pb2.GetCallerResponse:
+        return tuner_service_pb2.GetCallerResponse(user=caller())
+
     async def GetModel(
         self, request: tuner_service_pb2.GetModelRequest, context: Context
     ) -> AsyncIterator[tuner_service_pb2.GetModelResponse]:

@@ -257,6 +257,18 @@ COMMANDS: dict[str, Any] = {
 }
 
 
+# The dashboard in a browser (tui.web, imported only when asked for: it loads aiohttp).
+WEB_HOST = "127.0.0.1"
+WEB_PORT = 8080
+
+
+def port_number(text: str) -> int:
+    port = int(text)
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{text}: a port is 1..65535")
+    return port
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(
         prog="tuner",
@@ -289,13 +301,42 @@ def parser() -> argparse.ArgumentParser:
 
     up = commands.add_parser("up", help="start the whole stack on this machine")
     up.add_argument("--trainers", type=int, default=1, help="trainer processes (default 1)")
-    up.add_argument("--no-tui", action="store_true", help="run headless until Ctrl-C")
+    shown = up.add_mutually_exclusive_group()
+    shown.add_argument("--no-tui", action="store_true", help="run headless until Ctrl-C")
+    shown.add_argument(
+        "--web", action="store_true", help="serve the dashboard to browsers instead, until Ctrl-C"
+    )
+    up.add_argument("--web-host", help=f"with --web: the address to listen on (default {WEB_HOST})")
+    up.add_argument(
+        "--web-port",
+        type=port_number,
+        help=f"with --web: the port to listen on (default {WEB_PORT})",
+    )
     up.add_argument("--state-dir", help="where NATS and the database keep their data")
     up.add_argument("--port", type=int, default=50051, help="scheduler port (default 50051)")
     up.add_argument("--user", default=default_user(), help="your user id in the dashboard")
 
-    tui = commands.add_parser("tui", parents=[client], help="open the dashboard")
-    del tui
+    tui = commands.add_parser(
+        "tui",
+        parents=[client],
+        help="open the dashboard",
+        description="Open the dashboard in this terminal, or with --web serve it to browsers: "
+        "each tab is a session of its own. Beyond loopback the scheduler must require tokens, "
+        "and each tab asks for one.",
+    )
+    tui.add_argument(
+        "--web",
+        action="store_true",
+        help="serve the dashboard as a web page (textual-serve) until Ctrl-C; it prints the URL",
+    )
+    tui.add_argument(
+        "--host",
+        help=f"with --web: the address to listen on (default {WEB_HOST}, this machine only); "
+        "any other needs a scheduler with tokens (TUNER_TOKENS), and each tab logs in",
+    )
+    tui.add_argument(
+        "--port", type=port_number, help=f"with --web: the port to listen on (default {WEB_PORT})"
+    )
 
     p = commands.add_parser("submit", parents=[client, json], help="submit a training job")
     add_hyperparameters(p)
@@ -351,6 +392,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             from tuner.up import up
 
             return up(args)
+        if args.command == "tui" and (args.web or args.host or args.port):
+            if not args.web:
+                print("tuner tui: --host and --port go with --web", file=sys.stderr)
+                return 2
+            from tui.web import WebSettings, serve_web
+
+            host, port = args.host or WEB_HOST, args.port or WEB_PORT
+            return serve_web(
+                WebSettings(args.server, args.user, args.token, args.tls_ca, host, port)
+            )
         if args.command == "tui":
             from tui.app import run_tui
 

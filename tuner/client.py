@@ -135,6 +135,11 @@ class TunerClient:
         response = await self._stub.ListTrainers(request, metadata=self._metadata)
         return builtins.list(response.trainers)
 
+    async def caller(self) -> str:
+        """The user the scheduler takes this client for (by its token, where tokens are on)."""
+        request = tuner_service_pb2.GetCallerRequest()
+        return (await self._stub.GetCaller(request, metadata=self._metadata)).user
+
     async def status(self, timeout: float = 10.0) -> tuner_service_pb2.GetStatusResponse:
         """What the scheduler reaches and how much work waits."""
         request = tuner_service_pb2.GetStatusRequest()

@@ -78,6 +78,9 @@ def up(args: argparse.Namespace) -> int:
     if args.trainers < 0:
         print("tuner up: --trainers must be 0 or more", file=sys.stderr)
         return 2
+    if not args.web and (args.web_host or args.web_port):
+        print("tuner up: --web-host and --web-port go with --web", file=sys.stderr)
+        return 2
     state_dir = Path(args.state_dir) if args.state_dir else default_state_dir()
     stack = Stack(state_dir)
     # Metrics stay off here: the scheduler and every trainer would want the one port.
@@ -101,10 +104,11 @@ def up(args: argparse.Namespace) -> int:
         notices: queue.SimpleQueue[str] = queue.SimpleQueue()
         dashboard = threading.Event()
         stack.supervise(lambda notice: notices.put(notice) if dashboard.is_set() else tell(notice))
+        ca_file = stack.env.get("TUNER_TLS_CA_FILE", "")
+        token = os.environ.get("TUNER_TOKEN", "")  # where TUNER_TOKENS puts it in token mode
         if names:
             tell(f"waiting for {len(names)} trainer(s) to warm up")
-            ca_file = stack.env.get("TUNER_TLS_CA_FILE", "")
-            asyncio.run(_wait(address, args.user, ca_file, names, stack))
+            asyncio.run(_wait(address, args.user, token, ca_file, names, stack))
         took = f" ready in {time.monotonic() - started:.1f} s" if names else ""
         tell(f"ready: scheduler on {address}, {len(names)} trainer(s){took}")
         if args.no_tui:
@@ -117,10 +121,17 @@ def up(args: argparse.Namespace) -> int:
             )
             signal.pause()
             return 0
+        if args.web:
+            from tui.web import WebSettings, serve_web
+            from tuner.cli import WEB_HOST, WEB_PORT
+
+            host, port = args.web_host or WEB_HOST, args.web_port or WEB_PORT
+            web = WebSettings(address, args.user, token, ca_file, host, port)
+            return serve_web(web, prog="tuner up --web")
         from tui.app import run_tui
 
         dashboard.set()
-        return run_tui(address, args.user, notices=notices)
+        return run_tui(address, args.user, token, ca_file, notices=notices)
     except KeyboardInterrupt:
         return 0
     except (RuntimeError, TimeoutError, FileNotFoundError) as error:
@@ -131,6 +142,8 @@ def up(args: argparse.Namespace) -> int:
         stack.stop()
 
 
-async def _wait(address: str, user: str, ca_file: str, names: list[str], stack: Stack) -> None:
-    async with TunerClient(address, user, ca_file=ca_file) as client:
+async def _wait(
+    address: str, user: str, token: str, ca_file: str, names: list[str], stack: Stack
+) -> None:
+    async with TunerClient(address, user, token, ca_file) as client:
         await wait_until_ready(client, names, stack.log_path, stack.given_up)

@@ -97,11 +97,13 @@ async def test_a_missing_or_wrong_token_is_refused(
             assert raised.value.code() == grpc.StatusCode.UNAUTHENTICATED
             assert await code_of(anyone.list()) == grpc.StatusCode.UNAUTHENTICATED
             assert await code_of(anyone.leaderboard()) == grpc.StatusCode.UNAUTHENTICATED
+            assert await code_of(anyone.caller()) == grpc.StatusCode.UNAUTHENTICATED
 
 
 async def test_the_token_names_the_user_and_owners_keep_their_jobs(
     alice: TunerClient, bob: TunerClient
 ) -> None:
+    assert (await alice.caller(), await bob.caller()) == ("alice", "bob")
     job = (await alice.submit(mlp(seed=4002))).job
     assert job.owner == "alice"
     assert job.id in [j.id for j in (await alice.list()).jobs]

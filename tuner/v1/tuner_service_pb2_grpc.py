@@ -90,6 +90,11 @@ class TunerServiceStub:
                 request_serializer=tuner_dot_v1_dot_tuner__service__pb2.GetModelRequest.SerializeToString,
                 response_deserializer=tuner_dot_v1_dot_tuner__service__pb2.GetModelResponse.FromString,
                 _registered_method=True)
+        self.GetCaller = channel.unary_unary(
+                '/tuner.v1.TunerService/GetCaller',
+                request_serializer=tuner_dot_v1_dot_tuner__service__pb2.GetCallerRequest.SerializeToString,
+                response_deserializer=tuner_dot_v1_dot_tuner__service__pb2.GetCallerResponse.FromString,
+                _registered_method=True)
 
 
 class TunerServiceServicer:
@@ -173,6 +178,14 @@ class TunerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetCaller(self, request, context):
+        """Who the scheduler takes the caller for: the user its token names (or, without tokens,
+        the user it named itself).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TunerServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -230,6 +243,11 @@ def add_TunerServiceServicer_to_server(servicer, server):
                     servicer.GetModel,
                     request_deserializer=tuner_dot_v1_dot_tuner__service__pb2.GetModelRequest.FromString,
                     response_serializer=tuner_dot_v1_dot_tuner__service__pb2.GetModelResponse.SerializeToString,
+            ),
+            'GetCaller': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCaller,
+                    request_deserializer=tuner_dot_v1_dot_tuner__service__pb2.GetCallerRequest.FromString,
+                    response_serializer=tuner_dot_v1_dot_tuner__service__pb2.GetCallerResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -530,6 +548,33 @@ class TunerService:
             '/tuner.v1.TunerService/GetModel',
             tuner_dot_v1_dot_tuner__service__pb2.GetModelRequest.SerializeToString,
             tuner_dot_v1_dot_tuner__service__pb2.GetModelResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetCaller(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tuner.v1.TunerService/GetCaller',
+            tuner_dot_v1_dot_tuner__service__pb2.GetCallerRequest.SerializeToString,
+            tuner_dot_v1_dot_tuner__service__pb2.GetCallerResponse.FromString,
             options,
             channel_credentials,
             insecure,

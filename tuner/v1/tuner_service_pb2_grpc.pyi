@@ -57,6 +57,10 @@ class TunerServiceStub:
     """What the scheduler can reach and how much work waits: for people and probes."""
     GetModel: _grpc.UnaryStreamMultiCallable[_tuner_service_pb2.GetModelRequest, _tuner_service_pb2.GetModelResponse]
     """A SUCCEEDED job's final model: a header, then the file in chunks."""
+    GetCaller: _grpc.UnaryUnaryMultiCallable[_tuner_service_pb2.GetCallerRequest, _tuner_service_pb2.GetCallerResponse]
+    """Who the scheduler takes the caller for: the user its token names (or, without tokens,
+    the user it named itself).
+    """
 
 @_typing.type_check_only
 class TunerServiceAsyncStub(TunerServiceStub):
@@ -87,6 +91,10 @@ class TunerServiceAsyncStub(TunerServiceStub):
     """What the scheduler can reach and how much work waits: for people and probes."""
     GetModel: _aio.UnaryStreamMultiCallable[_tuner_service_pb2.GetModelRequest, _tuner_service_pb2.GetModelResponse]  # type: ignore[assignment]
     """A SUCCEEDED job's final model: a header, then the file in chunks."""
+    GetCaller: _aio.UnaryUnaryMultiCallable[_tuner_service_pb2.GetCallerRequest, _tuner_service_pb2.GetCallerResponse]  # type: ignore[assignment]
+    """Who the scheduler takes the caller for: the user its token names (or, without tokens,
+    the user it named itself).
+    """
 
 class TunerServiceServicer(metaclass=_abc_1.ABCMeta):
     """The client-facing API of the scheduler for jobs; sweeps have SweepService."""
@@ -180,5 +188,15 @@ class TunerServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_tuner_service_pb2.GetModelResponse], _abc.AsyncIterator[_tuner_service_pb2.GetModelResponse]]:
         """A SUCCEEDED job's final model: a header, then the file in chunks."""
+
+    @_abc_1.abstractmethod
+    def GetCaller(
+        self,
+        request: _tuner_service_pb2.GetCallerRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_tuner_service_pb2.GetCallerResponse, _abc.Awaitable[_tuner_service_pb2.GetCallerResponse]]:
+        """Who the scheduler takes the caller for: the user its token names (or, without tokens,
+        the user it named itself).
+        """
 
 def add_TunerServiceServicer_to_server(servicer: TunerServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

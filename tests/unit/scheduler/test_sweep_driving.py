@@ -275,7 +275,7 @@ async def test_the_last_epochs_report_frees_its_place_and_an_earlier_does_not(
         if epoch == 1:
             await a.nc.flush()
             await asyncio.sleep(0.5)  # heard, and stepped on: still two trials
-            doc = await cluster.sweeps.get(sweep_id)
-            assert doc is not None and len(doc["trials"]) == 2, "freed after epoch 1 of 2"
+            stored = await cluster.sweeps.get(sweep_id)
+            assert stored is not None and len(stored["trials"]) == 2, "freed after epoch 1 of 2"
     doc = await until(cluster.sweeps, sweep_id, "trial 3", lambda d: len(d["trials"]) == 3)
     assert trial_states(doc)[:1] == [states.QUEUED], "nothing recorded meanwhile"
