@@ -130,10 +130,16 @@ async def load_one(store: JobStore, hp: job_pb2.Hyperparameters, rng: random.Ran
     return jid
 
 
-async def bulk_load(store: JobStore, count: int, rng: random.Random) -> float:
-    """Load `count` SUCCEEDED jobs, CONCURRENT at a time; the seconds it took."""
+async def bulk_load(store: JobStore, count: int, rng: random.Random, seen: set[str]) -> float:
+    """Load `count` SUCCEEDED jobs of configurations not in `seen` (their keys, added to),
+    CONCURRENT at a time; the seconds it took."""
     start = now()
-    configs = [configuration(rng) for _ in range(count)]
+    configs: list[job_pb2.Hyperparameters] = []
+    while len(configs) < count:  # a stored learning rate has a few digits: draws can repeat
+        hp = configuration(rng)
+        if (key := canonical_key(hp)) not in seen:
+            seen.add(key)
+            configs.append(hp)
     for first in range(0, count, CONCURRENT):
         batch = configs[first : first + CONCURRENT]
         loaded = await asyncio.gather(*(load_one(store, hp, rng) for hp in batch))
@@ -186,9 +192,9 @@ async def on_stack(bench: BenchStack) -> Json:
     out: Json = {}
     try:
         async with TunerClient(bench.address, USER) as client:
-            stored = 0
+            stored, seen = 0, set[str]()
             for size in SIZES:
-                load_s = await bulk_load(store, size - stored, rng)
+                load_s = await bulk_load(store, size - stored, rng, seen)
                 out[str(size)] = {"loaded": size - stored, "load_s": load_s}
                 stored = size
                 out[str(size)] |= await measure(client, store, size)
