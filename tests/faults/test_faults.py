@@ -69,6 +69,7 @@ async def test_a_job_nobody_answers_for_fails_after_its_deliveries(
         await nc.close()
 
 
+@pytest.mark.slow  # a stack of its own for a fault: make test-slow
 async def test_malformed_and_foreign_messages_are_dropped(own_stack: StartStack) -> None:
     running = own_stack(trainers=1)
     nc = await streams.connect(running.nats_url, "vandal")

@@ -237,6 +237,7 @@ def wait_for_text(path: Path, text: str, timeout: float = 120) -> str:
     return written
 
 
+@pytest.mark.slow  # kills a child of tuner up and waits for its restart: make test-slow
 def test_tuner_up_tells_each_restart_and_stops_everything_on_ctrl_c(
     tmp_path: Path, data_dir: Path
 ) -> None:

@@ -58,6 +58,7 @@ async def until(
     return time.monotonic() - started
 
 
+@pytest.mark.slow  # kills trainers and waits out their silence: make test-slow
 async def test_trainers_come_and_go_with_what_they_train(own_stack: StartStack) -> None:
     running = own_stack(trainers=1)
     async with TunerClient(running.address, "alice") as client:
