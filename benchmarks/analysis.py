@@ -224,14 +224,15 @@ def section(measured: Json, load: str) -> Section:
     result.notes += [
         "a stack without trainers (nats-server, SecantusDB in memory, the scheduler); each job "
         "stored by new_job + JobStore.insert, then JobStore.transition to RUNNING and to "
-        f"SUCCEEDED (result, one epoch's history) as the recorder does, {CONCURRENT} at a time; "
+        f"SUCCEEDED (result, one epoch's history) as the recorder does, {CONCURRENT} at a time, "
+        "then each one's analysis point filed (store.points.file_point), one after another; "
         "the leaderboard is not ranked (an analysis does not read it)",
         "jobs: 1 epoch, MNIST, learning rate log-uniform in [1e-4, 1], batch 32-512, CNN or "
         "MLP, SGD, Adam or Adadelta; accuracy best near each optimizer's rate, higher for the "
         "CNN and smaller batches, plus noise",
         "Analyze RPC = client.analyze with an empty filter (every SUCCEEDED job), after one "
         "call that imports optuna in the scheduler; database read = store.analysis.matching "
-        "from this process; computation = scheduler.importance.analysis of the documents read; "
+        "(the analysis points) from this process; computation = scheduler.importance.analysis of the documents read; "
         "rest = RPC - read - computation",
         "importances at 10,000: " + ", ".join(f"{k} {v}" for k, v in last["importances"].items()),
         load,
