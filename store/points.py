@@ -27,6 +27,7 @@ from tuner.core.states import SUCCEEDED, name
 CHUNK_SIZE = 100
 READ_BATCH = 20  # chunks read in one query
 MIGRATION = "analysis-points"
+STEP_TRIES = 5
 
 
 def chunk_id(dataset: str, seq: int) -> str:
@@ -50,12 +51,7 @@ def as_job(job_id: str, filed: Document) -> Document:
 async def file_point(store: JobStore, doc: Document) -> None:
     """File a SUCCEEDED job's point."""
     dataset = doc["hyperparameters"]["dataset"]
-    counter = await store.points.find_one_and_update(
-        {"_id": dataset}, {"$inc": {"filed": 1}}, upsert=True,
-        return_document=ReturnDocument.AFTER,
-    )  # fmt: skip
-    assert counter is not None  # an upsert returns the document after
-    seq = (int(counter["filed"]) - 1) // CHUNK_SIZE
+    seq = (await _step(store, dataset) - 1) // CHUNK_SIZE
     await store.points.update_one(
         {"_id": chunk_id(dataset, seq)},
         {
@@ -64,6 +60,22 @@ async def file_point(store: JobStore, doc: Document) -> None:
         },
         upsert=True,
     )
+
+
+async def _step(store: JobStore, dataset: str) -> int:
+    """The dataset's counter, one step on."""
+    for _ in range(STEP_TRIES):
+        try:
+            counter = await store.points.find_one_and_update(
+                {"_id": dataset}, {"$inc": {"filed": 1}}, upsert=True,
+                return_document=ReturnDocument.AFTER,
+            )  # fmt: skip
+        except DuplicateKeyError:  # two first filings at once: the other made the counter
+            continue
+        # None where a retried upsert found no document to return (seen after a stall).
+        if counter is not None:
+            return int(counter["filed"])
+    raise RuntimeError(f"the analysis points' counter of {dataset} did not step")
 
 
 async def latest(
