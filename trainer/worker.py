@@ -49,9 +49,6 @@ class Worker:
         self._device = pick_device(config.device)
         self._checkpoints = Store(js, min(CHUNK_BYTES, nc.max_payload // 2 or CHUNK_BYTES))
         self._cleanups: set[asyncio.Task[None]] = set()  # finished runs' checkpoints going
-        # The last trained job's ending (its model stored, its success published, its message
-        # acked), beside the next job's training: the trainer need not idle through it.
-        self._ending: asyncio.Task[None] | None = None
         self._current: Current | None = None
         self._cancelled: collections.deque[tuple[str, int]] = collections.deque(maxlen=1000)
         self._stopping = asyncio.Event()
@@ -91,23 +88,15 @@ class Worker:
         await self.warm_up()
         if self._stopping.is_set():
             return
-        try:
-            await consume(
-                self._js,
-                streams.JOBS_STREAM,
-                streams.TRAINERS_CONSUMER,
-                self._handle,
-                self._stopping,
-                batch=1,
-                acks=False,
-            )
-        finally:
-            await self._ended()
-
-    async def _ended(self) -> None:
-        """Once the last trained job's ending is done."""
-        if self._ending is not None:
-            await self._ending
+        await consume(
+            self._js,
+            streams.JOBS_STREAM,
+            streams.TRAINERS_CONSUMER,
+            self._handle,
+            self._stopping,
+            batch=1,
+            acks=False,
+        )
 
     async def hand_back(self) -> None:
         """Once stopping: stop the running job; it goes back to the queue, not to FAILED."""
@@ -198,6 +187,7 @@ class Worker:
 
         try:
             result, models = await asyncio.to_thread(work)
+            await checkpoints.store_models(models)  # before the success: a SUCCEEDED job has them
         except Cancelled:
             await events.flush()
             if self._stopping.is_set():
@@ -224,35 +214,9 @@ class Worker:
             return
         finally:
             heartbeat.cancel()
-        await self._ended()  # one ending at a time: a stalled one holds the next back
-        ending = self._succeed(events, msg, checkpoints, models, result, began)
-        self._ending = asyncio.create_task(ending)
-
-    async def _succeed(
-        self,
-        events: Events,
-        msg: Msg,
-        checkpoints: Run,
-        models: Models | None,
-        result: job_pb2.Result,
-        began: float,
-    ) -> None:
-        """Store the model, then report the success and ack; beside the next job's training."""
-        heartbeat = asyncio.create_task(self._heartbeat(msg))
-        try:
-            await checkpoints.store_models(models)  # before the success: a SUCCEEDED job has them
-        except Exception:
-            log.exception("job %s run %d: storing its model raised", events.job_id, events.run)
-        finally:
-            heartbeat.cancel()
-        try:
-            ended = await self._end(events, msg, "succeeded", result)
-        except Exception:  # the message unsettled: it comes back after the ack wait
-            log.exception("job %s run %d: its ending raised", events.job_id, events.run)
-            ended = False
-        if ended:
+        if await self._end(events, msg, "succeeded", result):
             accuracy = result.test_accuracy
-            log.info("job %s run %d: accuracy %.4f", events.job_id, events.run, accuracy)
+            log.info("job %s run %d: accuracy %.4f", request.job_id, request.run, accuracy)
             self._metrics.ended(began, "succeeded")
             # Beside the next job, which need not wait for it.
             cleanup = asyncio.create_task(checkpoints.finish())
