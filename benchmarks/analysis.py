@@ -232,8 +232,8 @@ def section(measured: Json, load: str) -> Section:
         "CNN and smaller batches, plus noise",
         "Analyze RPC = client.analyze with an empty filter (every SUCCEEDED job), after one "
         "call that imports optuna in the scheduler; database read = store.analysis.matching "
-        "(the analysis points) from this process; computation = scheduler.importance.analysis of the documents read; "
-        "rest = RPC - read - computation",
+        "(the analysis points) from this process; computation = scheduler.importance.analysis "
+        "of the documents read; rest = RPC - read - computation",
         "importances at 10,000: " + ", ".join(f"{k} {v}" for k, v in last["importances"].items()),
         load,
     ]
