@@ -52,10 +52,15 @@ async def file_point(store: JobStore, doc: Document) -> None:
     """File a SUCCEEDED job's point."""
     dataset = doc["hyperparameters"]["dataset"]
     seq = (await _step(store, dataset) - 1) // CHUNK_SIZE
+    await _into_chunk(store, dataset, seq, [doc])
+
+
+async def _into_chunk(store: JobStore, dataset: str, seq: int, docs: list[Document]) -> None:
+    """The points of `docs` set into chunk `seq` of `dataset`, made if it is not there."""
     await store.points.update_one(
         {"_id": chunk_id(dataset, seq)},
         {
-            "$set": {f"points.{doc['_id']}": point(doc)},
+            "$set": {f"points.{doc['_id']}": point(doc) for doc in docs},
             "$setOnInsert": {"dataset": dataset, "seq": seq},
         },
         upsert=True,
@@ -126,15 +131,7 @@ async def migrate(store: JobStore) -> None:
     for dataset, jobs in by_dataset.items():
         for first in range(0, len(jobs), CHUNK_SIZE):
             batch = jobs[first : first + CHUNK_SIZE]
-            seq = await _reserve_chunk(store, dataset)
-            await store.points.update_one(
-                {"_id": chunk_id(dataset, seq)},
-                {
-                    "$set": {f"points.{doc['_id']}": point(doc) for doc in batch},
-                    "$setOnInsert": {"dataset": dataset, "seq": seq},
-                },
-                upsert=True,
-            )
+            await _into_chunk(store, dataset, await _reserve_chunk(store, dataset), batch)
     await store.migrations.update_one({"_id": MIGRATION}, {"$set": {"done": now()}}, upsert=True)
 
 
