@@ -98,6 +98,7 @@ async def test_malformed_and_foreign_messages_are_dropped(own_stack: StartStack)
         assert process.poll() is None, f"{name} died"
 
 
+@pytest.mark.slow
 async def test_a_diverging_job_fails_and_the_trainer_takes_the_next(
     own_stack: StartStack,
 ) -> None:

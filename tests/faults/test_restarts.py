@@ -186,6 +186,7 @@ def lines_of(running: RunningStack, name: str) -> list[dict[str, str]]:
     return [json.loads(line) for line in running.log(name).splitlines() if line.strip()]
 
 
+@pytest.mark.slow
 async def test_json_logs_parse_and_carry_the_job_and_request_ids(own_stack: StartStack) -> None:
     running = own_stack(trainers=1, TUNER_LOG_FORMAT="json")
     async with TunerClient(running.address, "alice") as client:

@@ -6,6 +6,8 @@ import asyncio
 import signal
 from collections.abc import AsyncIterator
 
+import pytest
+
 from tests.support.hyperparameters import mlp
 from tests.support.stack import StartStack
 from tuner.client import TunerClient
@@ -32,6 +34,7 @@ async def trainer_change(feed: Feed, name: str, goodbye: bool, timeout: float) -
             return
 
 
+@pytest.mark.slow
 async def test_the_feed_carries_trainers_beside_job_events(own_stack: StartStack) -> None:
     running = own_stack(trainers=1)
     async with TunerClient(running.address, "ops") as client:

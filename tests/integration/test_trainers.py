@@ -181,6 +181,7 @@ async def test_a_trainer_warms_up_and_says_ready_before_it_takes_a_job(
     print(log.splitlines()[ready])
 
 
+@pytest.mark.slow
 async def test_a_trainer_stopped_while_warming_up_stops_at_once(own_stack: StartStack) -> None:
     running = own_stack(trainers=0, TUNER_WARM_DATASETS="mnist,fashion-mnist")
     nc = await nats.connect(running.nats_url)
@@ -216,6 +217,7 @@ def wait_for_text(path: Path, text: str, timeout: float = STARTUP_S) -> str:
     return written
 
 
+@pytest.mark.slow
 def test_tuner_up_says_ready_only_once_its_trainer_is(tmp_path: Path, data_dir: Path) -> None:
     env = {**without_tuner_settings(), "TUNER_DATA_DIR": str(data_dir), "TUNER_DEVICE": "cpu"}
     port = free_port()
@@ -279,6 +281,7 @@ def submit(running: RunningStack, seed: int, *more: str) -> subprocess.Completed
     return cli(running, *args, "--seed", str(seed), *more)
 
 
+@pytest.mark.slow
 async def test_with_no_trainer_a_submission_warns_and_status_tells_what_is_down(
     own_stack: StartStack,
 ) -> None:

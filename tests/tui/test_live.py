@@ -274,6 +274,7 @@ class OwnScheduler:
                 self.process.wait()
 
 
+@pytest.mark.slow
 async def test_reconnects_and_resumes_after_the_last_event(
     running_stack: RunningStack, tmp_path: Path
 ) -> None:
