@@ -110,7 +110,7 @@ def measure(root: Path, nats_url: str) -> Json:
 
     async def store_and_load() -> Json:
         nc = await streams.connect(nats_url, "bench-checkpoints")
-        store = Store(nc.jetstream(), min(CHUNK_BYTES, nc.max_payload // 2 or CHUNK_BYTES))
+        store = Store(nc, nc.jetstream(), min(CHUNK_BYTES, nc.max_payload // 2 or CHUNK_BYTES))
         try:
             return {name: await timed(store, name) for name in trained}
         finally:

@@ -17,12 +17,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+from nats.aio.client import Client
 from nats.js import JetStreamContext
-from nats.js.api import ObjectMeta, ObjectMetaOptions
+from nats.js.api import ObjectMeta
 from nats.js.errors import DigestMismatchError, NotFoundError
 from nats.js.object_store import ObjectStore
 
-from trainer import models
+from trainer import models, objects
 from trainer.training import State, make_optimizer
 from tuner.core import streams
 from tuner.v1 import job_pb2
@@ -176,8 +177,9 @@ def _short(error: BaseException) -> str:
 class Store:
     """The TUNER_CHECKPOINTS bucket (ensure_streams makes it): checkpoints and final models."""
 
-    def __init__(self, js: JetStreamContext, chunk_bytes: int = CHUNK_BYTES) -> None:
+    def __init__(self, nc: Client, js: JetStreamContext, chunk_bytes: int = CHUNK_BYTES) -> None:
         """`chunk_bytes`: at most the server's max_payload (1 MiB by default)."""
+        self._nc = nc
         self._js = js
         self._chunk_bytes = chunk_bytes
         self._bucket: ObjectStore | None = None
@@ -190,12 +192,17 @@ class Store:
     async def put(self, name: str, data: bytes, description: str | None = None) -> None:
         """Store `data` as object `name`; raises what NATS raises, TimeoutError after a minute."""
         bucket = await self._store()
-        meta = ObjectMeta(
-            name=name,
-            description=description,
-            options=ObjectMetaOptions(max_chunk_size=self._chunk_bytes),
+        stored = objects.put(
+            self._nc,
+            self._js,
+            bucket,
+            streams.CHECKPOINTS_BUCKET,
+            name,
+            data,
+            self._chunk_bytes,
+            description,
         )
-        await asyncio.wait_for(bucket.put(name, data, meta=meta), WRITE_TIMEOUT)
+        await asyncio.wait_for(stored, WRITE_TIMEOUT)
 
     async def get(self, name: str) -> bytes | None:
         """Object `name`'s bytes, digest checked; None if there is none (or it is deleted)."""

@@ -47,7 +47,7 @@ class Worker:
         self._js = js
         self._data = DataCache(config.data_dir)
         self._device = pick_device(config.device)
-        self._checkpoints = Store(js, min(CHUNK_BYTES, nc.max_payload // 2 or CHUNK_BYTES))
+        self._checkpoints = Store(nc, js, min(CHUNK_BYTES, nc.max_payload // 2 or CHUNK_BYTES))
         self._cleanups: set[asyncio.Task[None]] = set()  # finished runs' checkpoints going
         self._current: Current | None = None
         self._cancelled: collections.deque[tuple[str, int]] = collections.deque(maxlen=1000)

@@ -144,7 +144,7 @@ async def killed_resumed_and_extended(
     )
     hp3, hp4 = mlp(SEED, epochs=3, batch_size=128), mlp(SEED, epochs=4, batch_size=128)
     reference = asyncio.create_task(asyncio.to_thread(straight, hp4, data_dir))
-    store = checkpoints.Store(nats.js)
+    store = checkpoints.Store(nats.nc, nats.js)
     try:
         job3 = await publish(nats, hp3)
         first = stack.start_trainer(1, threads=1)

@@ -112,7 +112,7 @@ async def test_the_latest_whole_checkpoint_is_found_and_damaged_ones_passed_over
 ) -> None:
     hp = mlp(1, epochs=5)
     lineage = uuid.uuid4().hex
-    store = checkpoints.Store(nats.js)
+    store = checkpoints.Store(nats.nc, nats.js)
     saved = {}
     for epoch in (1, 2, 3, 4):
         saved[epoch] = checkpoints.encode(checkpoint(hp, lineage, epoch))
@@ -153,7 +153,7 @@ async def test_a_finished_run_keeps_its_final_checkpoint_and_other_jobs_final_on
 ) -> None:
     hp = mlp(1, epochs=5)
     lineage = uuid.uuid4().hex
-    store = checkpoints.Store(nats.js)
+    store = checkpoints.Store(nats.nc, nats.js)
     for epoch in (1, 2, 3):
         await store.save(checkpoint(hp, lineage, epoch), b"x")
     await store.finish(lineage, "cpu", 2)  # a 2-epoch job of the lineage succeeded
@@ -196,7 +196,7 @@ class Stalling(io.RawIOBase):
 async def test_a_writer_killed_midway_leaves_the_previous_checkpoint_whole(nats: Nats) -> None:
     hp = mlp(1, epochs=5)
     lineage = uuid.uuid4().hex
-    store = checkpoints.Store(nats.js)
+    store = checkpoints.Store(nats.nc, nats.js)
     for epoch in (1, 2):
         await store.save(
             checkpoint(hp, lineage, epoch), checkpoints.encode(checkpoint(hp, lineage, epoch))
