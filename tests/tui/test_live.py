@@ -19,6 +19,7 @@ from textual.pilot import Pilot
 from textual.widgets import Button, Label, ListView, Static
 
 from tests.support.dashboard import choose, type_into, until
+from tests.support.hyperparameters import mlp
 from tests.support.stack import RunningStack
 from tui import formatting
 from tui.app import TunerApp
@@ -35,17 +36,6 @@ from tuner.stack import free_port, wait_until_serving
 from tuner.v1 import job_pb2
 
 SUCCEEDED = job_pb2.JOB_STATE_SUCCEEDED
-
-
-def mlp(seed: int) -> job_pb2.Hyperparameters:
-    return job_pb2.Hyperparameters(
-        epochs=1,
-        learning_rate=0.001,
-        batch_size=64,
-        model=job_pb2.MODEL_MLP,
-        optimizer=job_pb2.OPTIMIZER_ADAM,
-        seed=seed,
-    )
 
 
 def id_of(hp: job_pb2.Hyperparameters) -> str:
