@@ -57,8 +57,8 @@ class Status:
         part = tuner_service_pb2.ComponentStatus(name="database")
         try:
             await _within(self._store.client.admin.command("ping"))
-            for state in (states.QUEUED, states.RUNNING):
-                count = await _within(self._store.count_state(state, COUNT_CAP))
+            for state in states.JOB_STATES:
+                count = await _within(self._store.count_in_state(state, COUNT_CAP))
                 response.jobs.add(state=state, count=count, at_least=count >= COUNT_CAP)
         except Exception as error:
             log.warning("status: the database does not answer: %s", _why(error))

@@ -278,11 +278,6 @@ class JobStore:
         cursor = self.jobs.find({"state": name(state)}, {"_id": 1}).limit(at_most)
         return len(await cursor.to_list())
 
-    async def count_state(self, state: int, at_most: int) -> int:
-        """Jobs in `state`, counted up to `at_most` (no full count: counts walk every job)."""
-        cursor = self.jobs.find({"state": name(state)}, {"_id": 1}).limit(at_most)
-        return len(await cursor.to_list())
-
     async def undispatched(self, older_than: datetime) -> list[Document]:
         """QUEUED jobs whose publish to the queue was never confirmed."""
         cursor = self.jobs.find(

@@ -41,6 +41,8 @@ class TunerApp(App[int]):
         Binding("f8", "analysis", "Analysis"),
         Binding("f9", "compare", "Compare"),
         Binding("ctrl+q", "quit", "Quit", priority=True),
+        # Textual would only say how to quit; under `tuner up` Ctrl-C stops the whole stack.
+        Binding("ctrl+c", "quit", "Quit", show=False, priority=True),
     ]
 
     def __init__(

@@ -8,6 +8,7 @@ asks for a token of its own.
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import shlex
 import socket
@@ -109,6 +110,29 @@ def page_url(host: str, port: int) -> str:
     if ":" in host:
         host = f"[{host.strip('[]')}]"
     return f"http://{host}:{port}/"
+
+
+def cannot_listen(error: OSError, host: str, port: int) -> str:
+    if error.errno == errno.EADDRINUSE:
+        return f"port {port} on {host} is in use"
+    reason = error.strerror or str(error)
+    return f"cannot listen on {host} port {port}: {reason}"
+
+
+def listening_refused(host: str, port: int) -> str:
+    """Why the page could not listen on (host, port) now, or "": asked before a stack starts."""
+    try:
+        found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except OSError as error:
+        return f"cannot listen on {host} port {port}: {error}"
+    family, kind, proto, _, address = found[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server will
+        try:
+            probe.bind(address)
+        except OSError as error:
+            return cannot_listen(error, host, port)
+    return ""
 
 
 def serve_web(settings: WebSettings, prog: str = "tuner tui --web") -> int:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import errno
 import re
 import signal
 from collections.abc import Awaitable, Callable
@@ -16,6 +15,7 @@ from aiohttp import hdrs, web
 from textual_serve.server import Server, to_int
 from yarl import URL
 
+from tui.web import cannot_listen
 from tuner.core.addresses import host_is_loopback
 
 # Seconds the sessions get, once the server is told to stop, to quit on their own.
@@ -104,7 +104,7 @@ class DashboardServer(Server):
             try:
                 await web.TCPSite(runner, self.host, self.port).start()
             except OSError as error:
-                raise ServeError(_cannot_listen(error, self.host, self.port)) from None
+                raise ServeError(cannot_listen(error, self.host, self.port)) from None
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()
             for number in (signal.SIGINT, signal.SIGTERM):
@@ -125,10 +125,3 @@ def _same_origin(origin: str, request: web.Request) -> bool:
 
 async def _add_headers(request: web.Request, response: web.StreamResponse) -> None:
     response.headers.update(HEADERS)
-
-
-def _cannot_listen(error: OSError, host: str, port: int) -> str:
-    if error.errno == errno.EADDRINUSE:
-        return f"port {port} on {host} is in use"
-    reason = error.strerror or str(error)
-    return f"cannot listen on {host} port {port}: {reason}"

@@ -102,8 +102,13 @@ class Child:
     process: subprocess.Popen[bytes]
     exits: deque[float] = field(default_factory=deque)  # monotonic times, within the window
     code: int = 0  # the last exit status
+    exited_at: str = ""  # the last exit's local time, HH:MM:SS
     restart_at: float | None = None
     given_up: bool = False
+
+
+def clock() -> str:
+    return time.strftime("%H:%M:%S")
 
 
 @dataclass
@@ -181,6 +186,7 @@ class Stack:
     def _exited(self, child: Child, code: int, now: float) -> str:
         """Counts an exit and schedules the restart; or gives up, and says so."""
         child.code = code
+        child.exited_at = clock()
         child.exits.append(now)
         while child.exits and child.exits[0] < now - self.exit_window:
             child.exits.popleft()
@@ -190,7 +196,7 @@ class Stack:
             tail = log_tail(self.log_path(child.name))
             return (
                 f"{child.name} keeps crashing ({count} exits in {self.exit_window:g} s, the last "
-                f"with {code}): not restarting; last lines of its log:\n{tail}"
+                f"with {code} at {child.exited_at}): not restarting; last lines of its log:\n{tail}"
             )
         delay = min(self.restart_cap, self.restart_first * 2 ** (count - 1))
         child.restart_at = now + delay
@@ -206,13 +212,14 @@ class Stack:
         except OSError as error:  # counted as one more exit: retried with backoff, or given up
             child.process = old
             return self._exited(child, child.code, time.monotonic()) or (
-                f"{child.name} exited with {child.code}; could not restart it: {error}"
+                f"{child.name} exited with {child.code} at {child.exited_at}; "
+                f"could not restart it: {error}"
             )
         self.processes = [(n, child.process if p is old else p) for n, p in self.processes]
         count = len(child.exits)
         return (
-            f"{child.name} exited with {child.code}; restarted "
-            f"({count} in the last {self.exit_window:g} s)"
+            f"{child.name} exited with {child.code} at {child.exited_at}; restarted at "
+            f"{clock()} ({count} in the last {self.exit_window:g} s)"
         )
 
     def supervise(self, notify: Callable[[str], None], interval: float = 0.2) -> None:

@@ -81,6 +81,15 @@ def up(args: argparse.Namespace) -> int:
     if not args.web and (args.web_host or args.web_port):
         print("tuner up: --web-host and --web-port go with --web", file=sys.stderr)
         return 2
+    if args.web:
+        from tui.web import listening_refused
+        from tuner.cli import WEB_HOST, WEB_PORT
+
+        web_host, web_port = args.web_host or WEB_HOST, args.web_port or WEB_PORT
+        refused = listening_refused(web_host, web_port)
+        if refused:  # before the stack, which would start only to stop again
+            print(f"tuner up --web: {refused}", file=sys.stderr)
+            return 1
     state_dir = Path(args.state_dir) if args.state_dir else default_state_dir()
     stack = Stack(state_dir)
     # Metrics stay off here: the scheduler and every trainer would want the one port.
@@ -123,10 +132,8 @@ def up(args: argparse.Namespace) -> int:
             return 0
         if args.web:
             from tui.web import WebSettings, serve_web
-            from tuner.cli import WEB_HOST, WEB_PORT
 
-            host, port = args.web_host or WEB_HOST, args.web_port or WEB_PORT
-            web = WebSettings(address, args.user, token, ca_file, host, port)
+            web = WebSettings(address, args.user, token, ca_file, web_host, web_port)
             return serve_web(web, prog="tuner up --web")
         from tui.app import run_tui
 

@@ -213,6 +213,19 @@ async def test_views_and_commands(client: TunerClient) -> None:
         await until(pilot, lambda: isinstance(app.screen, FindScreen), timeout=5, what="find")
 
 
+@pytest.mark.parametrize("where", ["the main screen", "a field of the form", "another screen"])
+async def test_ctrl_c_quits(client: TunerClient, where: str) -> None:
+    app = offline_app(client)
+    async with app.run_test() as pilot:
+        if where == "a field of the form":
+            await pilot.click("#learning_rate")
+        elif where == "another screen":
+            await pilot.press("f2")
+        await pilot.press("ctrl+c")
+        await until(pilot, lambda: not app.is_running, timeout=5, what="the app quits")
+    assert app.return_code == 0
+
+
 async def test_cancel_is_offered_only_for_my_active_jobs(client: TunerClient) -> None:
     app = offline_app(client)
     async with app.run_test():

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import socket
+import subprocess
+from pathlib import Path
 
 import pytest
 
+from tests.support.processes import without_tuner_settings
 from tests.support.stack import RunningStack
 from tests.support.web import run_web
 from tuner.cli import main
-from tuner.stack import free_port
+from tuner.stack import executable, free_port
 
 
 def test_beyond_loopback_it_refuses_a_scheduler_without_tokens(
@@ -60,3 +63,23 @@ def test_the_help_explains_the_web_options(capsys: pytest.CaptureFixture[str]) -
     for text in ("--web", "--host HOST", "--port PORT", "default 127.0.0.1", "default 8080"):
         assert text in shown
     assert "tokens (TUNER_TOKENS), and each tab logs in" in shown
+
+
+def test_tuner_up_web_names_a_port_in_use_before_it_starts_anything(tmp_path: Path) -> None:
+    state_dir = tmp_path / "state"
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        args = ["up", "--web", "--web-port", str(port), "--state-dir", str(state_dir)]
+        result = subprocess.run(
+            [executable("tuner"), *args],
+            env=without_tuner_settings(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [f"tuner up --web: port {port} on 127.0.0.1 is in use"]
+    assert not state_dir.exists(), "no process of the stack was started"
