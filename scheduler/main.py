@@ -56,6 +56,7 @@ SERVICE_NAME = tuner_service_pb2.DESCRIPTOR.services_by_name["TunerService"].ful
 SWEEP_SERVICE_NAME = sweep_pb2.DESCRIPTOR.services_by_name["SweepService"].full_name
 ANALYSIS_SERVICE_NAME = analysis_pb2.DESCRIPTOR.services_by_name["AnalysisService"].full_name
 MAX_MESSAGE_BYTES = 1024 * 1024
+CLOSE_SECONDS = 2.0  # for each connection, NATS and the database, at the end
 
 
 async def main(config: Config) -> int:
@@ -197,5 +198,6 @@ async def _prepare(
 async def _close(nc: Client, store: JobStore) -> None:
     """Drain NATS and close the database, quietly, whatever is down."""
     await streams.close(nc)
+    # A stalled database would hold the close (pymongo ends its sessions there) for seconds.
     with contextlib.suppress(Exception):
-        await store.close()
+        await asyncio.wait_for(store.close(), CLOSE_SECONDS)

@@ -309,7 +309,11 @@ class Events:
             await self._wake.wait()
             self._wake.clear()
             while self._pending:
-                await self.publish(*self._pending[0])
+                kind, message = self._pending[0]
+                try:
+                    await self.publish(kind, message)
+                except Exception:  # a fault in making the event: the rest still go
+                    log.exception("job %s: a %s event could not be made", self.job_id, kind)
                 self._pending.popleft()
             self._drained.set()
 

@@ -247,3 +247,36 @@ async def test_a_database_outage_answers_unavailable_and_loses_no_event(
     for name, process in running.stack.processes:
         if name != "secantusdb":
             assert process.poll() is None, f"{name} died"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stalled", ["nats", "secantusdb"])
+async def test_sigterm_with_a_part_stalled_stops_cleanly_within_the_grace(
+    own_stack: StartStack, stalled: str
+) -> None:
+    """The scheduler and a trainer with a job, stopped while NATS or SecantusDB answers nothing:
+    each exits 0 within its grace period (5 s, the trainer's 10 s, and their connections'
+    closing), no traceback."""
+    running = own_stack(trainers=1, TUNER_GRACE_SECONDS="5")
+    async with TunerClient(running.address, "alice") as client:
+        job = (await client.submit(long_mlp(seed=2041 if stalled == "nats" else 2042))).job
+        await wait_for(client, job.id, RUNNING)
+    part = running.stack.process(stalled)
+    part.send_signal(signal.SIGSTOP)
+    try:
+        stopping = [running.stack.process(name) for name in ("scheduler", "trainer-1")]
+        started = time.monotonic()
+        for process in stopping:
+            process.send_signal(signal.SIGTERM)
+        codes, took = [], []
+        for process in stopping:
+            codes.append(process.wait(30))
+            took.append(time.monotonic() - started)
+    finally:
+        part.send_signal(signal.SIGCONT)
+    print(
+        f"with {stalled} stalled: scheduler stopped in {took[0]:.1f} s, trainer in {took[1]:.1f} s"
+    )
+    assert codes == [0, 0]
+    for name in ("scheduler", "trainer-1"):
+        assert "Traceback" not in running.log(name), f"{name}:\n{running.log(name)[-3000:]}"

@@ -276,8 +276,13 @@ async def connect_when_up(
 
 
 async def close(nc: Client, timeout: float = 2.0) -> None:
-    """Drain the connection, or close it if NATS does not answer: quietly, whatever is down."""
+    """Drain the connection, or close it if NATS does not answer: quietly, whatever is down.
+
+    A drain is only begun once NATS has answered a ping: nats-py's drain, cut short, leaves
+    a failed future behind (a traceback at exit) and then waits out a flush of its own.
+    """
     try:
+        await asyncio.wait_for(nc.flush(), timeout)
         await asyncio.wait_for(nc.drain(), timeout)
     except Exception as error:
         log.info("NATS did not drain (%r): closing", error)
