@@ -136,7 +136,9 @@ async def main(config: Config) -> int:
         server.add_insecure_port(config.listen)
     await server.start()
     recorder = Recorder(js, store, dispatcher, metrics)
-    reconciler = Reconciler(js, store, dispatcher, recorder, config.queue.ack_wait_seconds)
+    reconciler = Reconciler(
+        js, store, dispatcher, recorder, config.queue.ack_wait_seconds, training=trainers.training
+    )
     supervisor = Supervisor(stopping)
     supervisor.start("the event recorder", lambda: recorder.run(stopping))
     supervisor.start("the give-ups", lambda: GiveUps(js, store, dispatcher).run(stopping))

@@ -5,9 +5,15 @@
   is queued now.
 - A RUNNING job whose queue message is gone (its trainer acked or gave it up) but whose
   ending was never recorded is resolved from the event stream: a terminal report found
-  there is recorded; with none, and the run silent for longer than the ack wait, it fails
-  with a reason saying so. While the message is still in the queue, JetStream owns the job:
-  it redelivers it after the ack wait, or gives up (scheduler/advisories.py).
+  there is recorded; with none, and the run silent for longer than the ack wait while no
+  trainer says it is on it, it fails with a reason saying so. While the message is still
+  in the queue, JetStream owns the job: it redelivers it after the ack wait, or gives up
+  (scheduler/advisories.py).
+
+A success of an older attempt counts once the message is gone. The recorder refuses it
+while a newer attempt may still end the job; but the older attempt's trainer acked the
+message when it had published that success (a stall had made JetStream redeliver it
+meanwhile), so nothing redelivers the newer one if it never ends.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from datetime import timedelta
 
 from nats.js import JetStreamContext
@@ -44,13 +51,16 @@ class Reconciler:
         recorder: Recorder,
         ack_wait_seconds: float,
         every: float = 5.0,
+        training: Callable[[str, int], bool] = lambda job_id, run: False,
     ) -> None:
+        """`training(job_id, run)`: whether a live trainer says it is training that run."""
         self._js = js
         self._store = store
         self._dispatcher = dispatcher
         self._recorder = recorder
         self._quiet = timedelta(seconds=ack_wait_seconds)
         self._every = every
+        self._training = training
 
     async def run(self, stopping: asyncio.Event) -> None:
         while not stopping.is_set():
@@ -85,19 +95,29 @@ class Reconciler:
         ending: event_pb2.JobEvent | None = None
         last_report = None
         async for event in replay(self._js, subject, 0, idle=0.5):
-            if event.WhichOneof("kind") == "state_changed":
+            kind = event.WhichOneof("kind")
+            if kind == "state_changed":
                 continue
             last_report = event.time.ToDatetime().replace(tzinfo=now().tzinfo)
-            if event.WhichOneof("kind") in TERMINAL_REPORTS and event.attempt >= doc["attempts"]:
+            newer = kind in TERMINAL_REPORTS and event.attempt >= doc["attempts"]
+            if newer or (kind == "succeeded" and ending is None):
                 ending = event
         if ending is not None:
+            kind, attempt = ending.WhichOneof("kind"), ending.attempt
             log.warning(
-                "job %s run %d: recording its %s report, which was never recorded",
-                doc["_id"], doc["run"], ending.WhichOneof("kind"),
+                "job %s run %d: recording attempt %d's %s report, which was never recorded",
+                doc["_id"], doc["run"], attempt, kind,
             )  # fmt: skip
+            if attempt < doc["attempts"]:  # recorded in the place of the newer attempt
+                stand_in = event_pb2.JobEvent()
+                stand_in.CopyFrom(ending)
+                stand_in.attempt = doc["attempts"]
+                ending = stand_in
             await self._recorder.apply(ending)
             return
         if last_report is not None and now() - last_report < self._quiet:
+            return
+        if self._training(doc["_id"], doc["run"]):
             return
         reason = (
             f"lost: attempt {doc['attempts']} left the queue without reporting a result "

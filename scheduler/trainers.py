@@ -125,6 +125,10 @@ class Trainers:
     def count(self) -> int:
         return len(self.live())
 
+    def training(self, job_id: str, run: int) -> bool:
+        """Whether a live trainer says it is on that run of the job."""
+        return any(t.job_id == job_id and t.run == run for t in self.live())
+
     def listeners(self) -> int:
         return len(self._listeners)
 

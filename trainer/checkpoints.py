@@ -34,7 +34,10 @@ FORMAT = 1
 # An epoch checkpoint kept when a longer job of the lineage succeeds: a job's final epoch.
 FINAL = "final"
 CHUNK_BYTES = 512 * 1024  # the object store's default is 128 KiB: a put costs a publish a chunk
-READ_TIMEOUT = 30.0  # nats-py waits for missing chunks forever
+# nats-py waits for missing chunks forever (a delete that purges them under a read): a read
+# gets a few seconds and one more a megabyte (14 MB reads in under a second here).
+READ_TIMEOUT = 5.0
+READ_SECONDS_PER_MB = 1.0
 WRITE_TIMEOUT = 60.0
 
 
@@ -208,7 +211,9 @@ class Store:
         """Object `name`'s bytes, digest checked; None if there is none (or it is deleted)."""
         bucket = await self._store()
         try:
-            result = await asyncio.wait_for(bucket.get(name), READ_TIMEOUT)
+            info = await asyncio.wait_for(bucket.get_info(name), READ_TIMEOUT)
+            timeout = READ_TIMEOUT + (info.size or 0) / 1e6 * READ_SECONDS_PER_MB
+            result = await asyncio.wait_for(bucket.get(name), timeout)
         except NotFoundError:
             return None
         return result.data or b""

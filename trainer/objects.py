@@ -68,19 +68,6 @@ async def put(
             count += 1
         for _ in range(count):
             _acknowledged(await replies.next_msg(timeout=None))
-        info = api.ObjectInfo(
-            name=name,
-            bucket=bucket,
-            nuid=nuid,
-            size=len(data),
-            mtime=datetime.now(UTC).isoformat(),
-            chunks=count,
-            digest=OBJ_DIGEST_TEMPLATE.format(digest=_b64(digest.digest())),
-            description=description,
-            options=api.ObjectMetaOptions(max_chunk_size=chunk_bytes),
-        )
-        meta = OBJ_META_PRE_TEMPLATE.format(bucket=bucket, obj=_b64(name.encode()))
-        await js.publish(meta, json.dumps(info.as_dict()).encode(), headers=ROLLUP)
     except BaseException as error:
         if not isinstance(error, asyncio.CancelledError):
             try:
@@ -90,6 +77,20 @@ async def put(
         raise
     finally:
         await replies.unsubscribe()
+    info = api.ObjectInfo(
+        name=name,
+        bucket=bucket,
+        nuid=nuid,
+        size=len(data),
+        mtime=datetime.now(UTC).isoformat(),
+        chunks=count,
+        digest=OBJ_DIGEST_TEMPLATE.format(digest=_b64(digest.digest())),
+        description=description,
+        options=api.ObjectMetaOptions(max_chunk_size=chunk_bytes),
+    )
+    meta = OBJ_META_PRE_TEMPLATE.format(bucket=bucket, obj=_b64(name.encode()))
+    # No purge if this fails: an unanswered publish may still be stored, and its chunks with it.
+    await js.publish(meta, json.dumps(info.as_dict()).encode(), headers=ROLLUP)
     if earlier is not None and not earlier.deleted:
         old = OBJ_CHUNKS_PRE_TEMPLATE.format(bucket=bucket, obj=earlier.nuid)
         await js.purge_stream(stream, subject=old)

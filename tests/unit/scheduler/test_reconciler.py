@@ -94,6 +94,56 @@ async def test_a_job_that_left_the_queue_without_a_result_fails_saying_so(parts:
     assert doc["error"].startswith("lost: attempt 1 left the queue without reporting a result")
 
 
+async def test_an_older_attempts_success_counts_once_the_queue_message_is_gone(
+    parts: Parts,
+) -> None:
+    """Attempt 1 was redelivered during a stall and succeeded after all; its trainer acked the
+    message, so attempt 2, which the recorder waits for, is redelivered by nothing."""
+    jid = await running_job(parts, leave_queue=False)
+    second = event_pb2.JobEvent(
+        job_id=jid, run=1, attempt=2, started=event_pb2.JobStarted(trainer="t2")
+    )
+    await publish(parts, second)
+    await parts.recorder.apply(second)
+    success = event_pb2.JobEvent(
+        job_id=jid,
+        run=1,
+        attempt=1,
+        succeeded=job_pb2.Result(test_accuracy=0.9),
+        epochs=[job_pb2.EpochMetrics(epoch=1, test_accuracy=0.9, attempt=1)],
+    )
+    await publish(parts, success)
+    await parts.recorder.apply(success)
+    assert await state(parts, jid) == states.RUNNING, "the recorder waits for attempt 2"
+    await parts.reconciler.round()
+    assert await state(parts, jid) == states.RUNNING, "the message is still in the queue"
+
+    doc = await parts.store.get(jid)
+    assert doc is not None
+    await parts.nc.jetstream().delete_msg(streams.JOBS_STREAM, doc["dispatch_sequence"])
+    await parts.reconciler.round()
+    doc = await parts.store.get(jid)
+    assert doc is not None and states.of(doc) == states.SUCCEEDED
+    assert doc["result"]["test_accuracy"] == pytest.approx(0.9)
+    assert [(m["epoch"], m["attempt"]) for m in doc["history"]] == [(1, 1)]
+
+
+async def test_a_job_a_live_trainer_says_it_trains_is_not_failed(parts: Parts) -> None:
+    jid = await running_job(parts, leave_queue=True)
+    on_it = Reconciler(
+        parts.nc.jetstream(),
+        parts.store,
+        parts.dispatcher,
+        parts.recorder,
+        ack_wait_seconds=0.0,
+        training=lambda job, run: (job, run) == (jid, 1),
+    )
+    await on_it.round()
+    assert await state(parts, jid) == states.RUNNING
+    await parts.reconciler.round()  # nobody says so: lost
+    assert await state(parts, jid) == states.FAILED
+
+
 async def test_a_job_still_in_the_queue_is_left_to_jetstream(parts: Parts) -> None:
     jid = await running_job(parts, leave_queue=False)
     await parts.reconciler.round()
