@@ -123,15 +123,12 @@ def listening_refused(host: str, port: int) -> str:
     """Why the page could not listen on (host, port) now, or "": asked before a stack starts."""
     try:
         found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-    except OSError as error:
-        return f"cannot listen on {host} port {port}: {error}"
-    family, kind, proto, _, address = found[0]
-    with socket.socket(family, kind, proto) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server will
-        try:
+        family, kind, proto, _, address = found[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server will
             probe.bind(address)
-        except OSError as error:
-            return cannot_listen(error, host, port)
+    except OSError as error:
+        return cannot_listen(error, host, port)
     return ""
 
 
