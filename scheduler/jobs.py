@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import grpc
@@ -59,19 +60,24 @@ class Jobs:
         if existing is not None and states.of(existing) not in states.RERUNNABLE:
             log.info("job %s resubmitted by %s: already %s", jid, user, existing["state"])
             return existing, True
-        if await self._store.count_active(user, self._max_active) >= self._max_active:
+        active, reused = await asyncio.gather(
+            self._store.count_active(user, self._max_active), self.reusable_epochs(hp)
+        )
+        if active >= self._max_active:
             raise Refused(
                 grpc.StatusCode.RESOURCE_EXHAUSTED,
                 f"{user} has {self._max_active} jobs queued or running, the most allowed: "
                 "wait for some to finish or cancel some",
             )
-        reused = await self.reusable_epochs(hp)
         # Another submission of the same configuration may win either write: then it is a duplicate.
+        doc: Document | None
         if existing is None:
-            created = await self._store.insert(new_job(jid, key, hp, user, reused))
+            doc = new_job(jid, key, hp, user, reused)
+            created = await self._store.insert(doc)  # as written: read back only if it lost
         else:
             created = await self._store.requeue(jid, existing["run"], user, reused)
-        doc = await self._store.get(jid)
+        if not created or existing is not None:
+            doc = await self._store.get(jid)
         if doc is None:
             raise Refused(grpc.StatusCode.ABORTED, "the job changed meanwhile; try again")
         if not created:

@@ -140,6 +140,13 @@ class JobStore:
     async def get(self, job_id: str) -> Document | None:
         return await self.jobs.find_one({"_id": job_id})
 
+    async def get_many(self, job_ids: Iterable[str]) -> dict[str, Document]:
+        """The jobs of `job_ids` that exist, by id: one query."""
+        ids = list(job_ids)
+        if not ids:
+            return {}
+        return {doc["_id"]: doc for doc in await self.jobs.find({"_id": {"$in": ids}}).to_list()}
+
     async def transition(
         self,
         job_id: str,

@@ -2,10 +2,10 @@
 
 The training thread hands each epoch's state to `on_state`, which encodes it there and waits
 for the event loop to store it before the epoch is reported: an epoch reported is one a
-restart does not train again. The last epoch's is not waited for there: it is stored beside
-the final models, all three at once, before the success is reported (a trainer dying in
-between trains the last epoch again). A checkpoint or model that cannot be stored costs a
-warning, never the job.
+restart does not train again. The last epoch's is only kept there: `store_final` encodes it
+and makes the final models after training, while the trainer trains its next job, and stores
+all three before the success is reported (a trainer dying in between trains the last epoch
+again). A checkpoint or model that cannot be stored costs a warning, never the job.
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ class Run:
         self._origins: tuple[Origin, ...] = ()
         self.restored: Checkpoint | None = None
         self.last: State | None = None  # the latest state: restored, then each epoch's
-        self._final: concurrent.futures.Future[bool] | None = None  # the last epoch's put
+        self._final: Checkpoint | None = None  # the last epoch's, stored by store_final
 
     async def restore(self) -> Checkpoint | None:
         """The latest whole checkpoint of the run's lineage on this kind of device, if any."""
@@ -85,13 +85,13 @@ class Run:
         new = state.epoch - len(self._origins)
         origins = self._origins + (Origin(self._job_id, self._run),) * new
         checkpoint = Checkpoint(self._lineage, self._device_type, state, origins)
+        if state.epoch == self._hp.epochs:
+            self._final = checkpoint  # encoded once train() has returned: nothing changes it then
+            return
         started = time.perf_counter()
         data = checkpoints.encode(checkpoint)
         encoded = time.perf_counter()
         future = asyncio.run_coroutine_threadsafe(self._save(checkpoint, data), self._loop)
-        if state.epoch == self._hp.epochs:
-            self._final = future  # awaited with the final models
-            return
         try:
             stored = future.result(timeout=SAVE_WAIT)
         except concurrent.futures.TimeoutError:
@@ -120,8 +120,8 @@ class Run:
             )  # fmt: skip
             return False
 
-    def models(self, data: Dataset) -> Models | None:
-        """In the training thread: the final weights, and the exported program."""
+    def _models(self, data: Dataset) -> Models | None:
+        """The final weights, and the exported program."""
         if self.last is None or self.last.epoch != self._hp.epochs:
             return None
         try:
@@ -134,16 +134,27 @@ class Run:
             log.exception("job %s: its final model could not be made", self._job_id)
             return None
 
-    async def store_models(self, models: Models | None) -> None:
-        """Put the final model in both formats, each tried 3 times, while the last epoch's
-        checkpoint is put; a failure is a warning."""
+    async def store_final(self, data: Dataset) -> None:
+        """Once trained: make the final models and the last epoch's checkpoint (in a thread),
+        then put all three at once, each model tried 3 times; a failure is a warning."""
+        final = self._final
+
+        def make() -> tuple[Models | None, bytes | None]:
+            encoded = None
+            if final is not None:
+                try:
+                    encoded = checkpoints.encode(final)
+                except Exception:
+                    log.exception("job %s: its last checkpoint could not be made", self._job_id)
+            return self._models(data), encoded
+
+        models, encoded = await asyncio.to_thread(make)
         puts: list[Awaitable[object]] = [] if models is None else [
             self._put_model("state-dict", models.state_dict),
             self._put_model("exported", models.exported),
         ]  # fmt: skip
-        if (final := self._final) is not None:
-            stored: asyncio.Future[bool] = asyncio.wrap_future(final)
-            puts.append(stored)
+        if final is not None and encoded is not None:
+            puts.append(self._save(final, encoded))
         await asyncio.gather(*puts)
 
     async def _put_model(self, format_name: str, data: bytes) -> None:

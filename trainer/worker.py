@@ -16,9 +16,9 @@ from nats.js import JetStreamContext
 
 from trainer.checkpoints import CHUNK_BYTES, Store
 from trainer.config import Config
-from trainer.data import DataCache, DatasetMissing
+from trainer.data import DataCache, Dataset, DatasetMissing
 from trainer.metrics import Metrics
-from trainer.runs import Models, Run
+from trainer.runs import Run
 from trainer.training import Cancelled, Diverged, pick_device, train
 from trainer.warm import warm_up
 from tuner.core import streams
@@ -50,6 +50,7 @@ class Worker:
         self._checkpoints = Store(nc, js, min(CHUNK_BYTES, nc.max_payload // 2 or CHUNK_BYTES))
         self._cleanups: set[asyncio.Task[None]] = set()  # finished runs' checkpoints going
         self._current: Current | None = None
+        self._finishing: asyncio.Task[None] | None = None  # the last trained job's success
         self._cancelled: collections.deque[tuple[str, int]] = collections.deque(maxlen=1000)
         self._stopping = asyncio.Event()
         self.jobs_done = 0
@@ -88,15 +89,18 @@ class Worker:
         await self.warm_up()
         if self._stopping.is_set():
             return
-        await consume(
-            self._js,
-            streams.JOBS_STREAM,
-            streams.TRAINERS_CONSUMER,
-            self._handle,
-            self._stopping,
-            batch=1,
-            acks=False,
-        )
+        try:
+            await consume(
+                self._js,
+                streams.JOBS_STREAM,
+                streams.TRAINERS_CONSUMER,
+                self._handle,
+                self._stopping,
+                batch=1,
+                acks=False,
+            )
+        finally:
+            await self.finished()
 
     async def hand_back(self) -> None:
         """Once stopping: stop the running job; it goes back to the queue, not to FAILED."""
@@ -148,8 +152,10 @@ class Worker:
         loop = asyncio.get_running_loop()
         heartbeat = asyncio.create_task(self._heartbeat(msg))
         log.info("job %s run %d attempt %d: training", request.job_id, request.run, attempt)
-        started = event_pb2.JobStarted(trainer=self._config.name, device=str(self._device))
-        await events.publish("started", started)
+        # Sent in order before the epochs by the events' sender, while the job gets going.
+        events.enqueue(
+            "started", event_pb2.JobStarted(trainer=self._config.name, device=self.device)
+        )
         began = self._metrics.started()
         hp = request.hyperparameters
         checkpoints = Run(
@@ -165,7 +171,7 @@ class Worker:
                 current.progress = message
             loop.call_soon_threadsafe(events.enqueue, kind, message)
 
-        def work() -> tuple[job_pb2.Result, Models | None]:
+        def work() -> tuple[job_pb2.Result, Dataset]:
             data = self._data.get(hp.dataset, self._device)
             result = train(
                 hp,
@@ -183,11 +189,10 @@ class Worker:
             if trained := checkpoints.last.epochs[done:] if checkpoints.last else ():
                 seconds = sum(m.training_duration.ToTimedelta().total_seconds() for m in trained)
                 self._metrics.trained(len(data.train.labels) * len(trained), seconds)
-            return result, checkpoints.models(data)
+            return result, data
 
         try:
-            result, models = await asyncio.to_thread(work)
-            await checkpoints.store_models(models)  # before the success: a SUCCEEDED job has them
+            result, data = await asyncio.to_thread(work)
         except Cancelled:
             await events.flush()
             if self._stopping.is_set():
@@ -214,7 +219,40 @@ class Worker:
             return
         finally:
             heartbeat.cancel()
-        if await self._end(events, msg, "succeeded", result):
+        # The next job need not wait for this one's models and success: one job at a time does.
+        await self.finished()
+        self._finishing = asyncio.create_task(
+            self._succeed(request, msg, events, checkpoints, result, data, began)
+        )
+
+    async def finished(self) -> None:
+        """Wait until the last trained job's models are stored and its success reported."""
+        if self._finishing is not None:
+            await asyncio.shield(self._finishing)
+
+    async def _succeed(
+        self,
+        request: event_pb2.TrainRequest,
+        msg: Msg,
+        events: Events,
+        checkpoints: Run,
+        result: job_pb2.Result,
+        data: Dataset,
+        began: float,
+    ) -> None:
+        heartbeat = asyncio.create_task(self._heartbeat(msg))
+        try:
+            await checkpoints.store_final(data)  # before the success: a SUCCEEDED job has them
+        except Exception:
+            log.exception("job %s run %d: its models were not stored", request.job_id, request.run)
+        finally:
+            heartbeat.cancel()
+        try:
+            ended = await self._end(events, msg, "succeeded", result)
+        except Exception:  # unreported and unsettled: the ack wait hands it out again
+            log.exception("job %s run %d: success not reported", request.job_id, request.run)
+            ended = False
+        if ended:
             accuracy = result.test_accuracy
             log.info("job %s run %d: accuracy %.4f", request.job_id, request.run, accuracy)
             self._metrics.ended(began, "succeeded")

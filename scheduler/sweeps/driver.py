@@ -6,10 +6,11 @@ what is stored. A driver looks at a sweep again as soon as one of its trials' jo
 has news recorded (the notices on streams.RECORDED_SUBJECTS, from any replica); a
 slower round renews the leases, takes over abandoned sweeps and covers a lost notice.
 
-A trial's trainer is free once it reports the trial's end, before any scheduler has
-recorded it: the driver hears the trainers' reports too, and a reported end frees the
-trial's place in the parallelism at once (the trial stays pending for the strategy
-until its end is recorded).
+A trial's place in the parallelism is free once its trainer reports the last training
+step, before any scheduler has recorded its end: the driver hears the trainers' reports
+too, so the next trial is queued while the last one evaluates and its trainer stores the
+model, and that trainer takes it at once (the trial stays pending for the strategy until
+its end is recorded).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from store.jobs import JobStore
 from store.sweeps import SweepStore, new_trial
 from tuner.core import states, streams
 from tuner.core.hyperparameters import normalized
-from tuner.v1 import event_pb2, sweep_pb2
+from tuner.v1 import event_pb2, job_pb2, sweep_pb2
 
 log = logging.getLogger(__name__)
 
@@ -102,13 +103,13 @@ class SweepDriver:
         except DecodeError:
             return
         kind = event.WhichOneof("kind")
-        # The last epoch's report is the trial's end for the driver: its accuracy is known,
-        # and the next trial is queued while the trainer stores the model and reports.
+        trained = kind == "progress" and 0 < event.progress.total_steps <= event.progress.step
         last = kind == "epoch_completed" and event.epoch_completed.epoch >= self._epochs.get(
             job_id, 1 << 30
-        )
-        if kind in ("succeeded", "failed") or last:
-            self._reported[job_id] = max(event.attempt, self._reported.get(job_id, 0))
+        )  # a restored run reports its epochs, the last one too, without a training step
+        freed = kind in ("succeeded", "failed") or trained or last
+        if freed and event.attempt > self._reported.get(job_id, 0):
+            self._reported[job_id] = event.attempt
             for sweep_id in self._following[job_id]:
                 self.wake(sweep_id)
 
@@ -249,11 +250,10 @@ class SweepDriver:
         self, sweep_id: str, spec: sweep_pb2.SweepSpec, trials: list[Document]
     ) -> None:
         """Refresh the running trials from their jobs, and prune the ones that lag."""
+        with self._timed("store"):
+            jobs = await self._store.get_many(t["job_id"] for t in trials if active(t))
         for trial in trials:
-            if not active(trial):
-                continue
-            with self._timed("store"):
-                job = await self._store.get(trial["job_id"])
+            job = jobs.get(trial["job_id"]) if active(trial) else None
             if job is None:
                 continue
             reported = self._reported.get(trial["job_id"])
@@ -288,10 +288,10 @@ class SweepDriver:
     async def _launch(
         self, sweep_id: str, spec: sweep_pb2.SweepSpec, owner: str, trials: list[Document]
     ) -> bool:
-        """Start trials up to the parallelism and the budget; True if any started."""
+        """Start trials up to the parallelism and the budget, those of a look all submitted at
+        once; True if any started."""
         launched = False
-        parallelism = spec.parallelism or 1
-        while len(trials) < budget(spec) and sum(self._busy(t) for t in trials) < parallelism:
+        while (free := self._free(spec, trials)) > 0:
             finished = [
                 Finished(
                     hyperparameters_from(t["hyperparameters"]),
@@ -301,34 +301,59 @@ class SweepDriver:
                 if not active(t)
             ]
             pending = [hyperparameters_from(t["hyperparameters"]) for t in trials if active(t)]
-            with self._timed("ask"):
-                hp = normalized(next_point(spec, len(trials), finished, pending))
-            try:
-                with self._timed("submit"):
-                    job, duplicate = await self._jobs.submit(hp, owner)
-            except Refused as refused:
-                log.info("sweep %s waits to launch a trial: %s", sweep_id, refused)
-                return launched
-            # Before the trial is stored: its job may end, and be told, at any moment now.
-            self._following.setdefault(job["_id"], set()).add(sweep_id)
-            self._epochs[job["_id"]] = hp.epochs
-            trial = new_trial(
-                len(trials) + 1, job, reused=duplicate and states.of(job) == states.SUCCEEDED
-            )
-            if job["result"]:
-                trial["test_accuracy"] = job["result"]["test_accuracy"]
-                trial["curve"] = [m["test_accuracy"] for m in job["history"]]
-            with self._timed("store"):
-                added = await self._sweeps.add_trial(sweep_id, self._name, trial)
-            if not added:
-                return launched  # cancelled, or driven elsewhere now
-            trials.append(trial)
-            launched = True
-            log.info(
-                "sweep %s: trial %d is job %s%s",
-                sweep_id, trial["number"], job["_id"], " (reused)" if trial["reused"] else "",
-            )  # fmt: skip
+            points: list[job_pb2.Hyperparameters] = []
+            for _ in range(free):
+                with self._timed("ask"):
+                    number = len(trials) + len(points)
+                    points.append(normalized(next_point(spec, number, finished, pending + points)))
+            with self._timed("submit"):
+                outcomes = await asyncio.gather(
+                    *(self._jobs.submit(hp, owner) for hp in points), return_exceptions=True
+                )
+            added = 0
+            for outcome in outcomes:
+                if isinstance(outcome, Refused):
+                    log.info("sweep %s waits to launch a trial: %s", sweep_id, outcome)
+                elif not isinstance(outcome, BaseException):
+                    if not await self._add_trial(sweep_id, trials, *outcome):
+                        return launched  # cancelled, or driven elsewhere now
+                    added += 1
+                    launched = True
+            for outcome in outcomes:
+                if isinstance(outcome, BaseException) and not isinstance(outcome, Refused):
+                    raise outcome
+            if added < len(points):
+                return launched  # refused: tried again at the next look
         return launched
+
+    def _free(self, spec: sweep_pb2.SweepSpec, trials: list[Document]) -> int:
+        """How many trials may start now: the parallelism's free places, within the budget."""
+        busy = sum(self._busy(t) for t in trials)
+        return min(budget(spec) - len(trials), (spec.parallelism or 1) - busy)
+
+    async def _add_trial(
+        self, sweep_id: str, trials: list[Document], job: Document, duplicate: bool
+    ) -> bool:
+        """Store a submitted job as the sweep's next trial; False if the sweep took no more."""
+        # Before the trial is stored: its job may end, and be told, at any moment now.
+        self._following.setdefault(job["_id"], set()).add(sweep_id)
+        self._epochs[job["_id"]] = int(job["hyperparameters"]["epochs"])
+        trial = new_trial(
+            len(trials) + 1, job, reused=duplicate and states.of(job) == states.SUCCEEDED
+        )
+        if job["result"]:
+            trial["test_accuracy"] = job["result"]["test_accuracy"]
+            trial["curve"] = [m["test_accuracy"] for m in job["history"]]
+        with self._timed("store"):
+            added = await self._sweeps.add_trial(sweep_id, self._name, trial)
+        if not added:
+            return False
+        trials.append(trial)
+        log.info(
+            "sweep %s: trial %d is job %s%s",
+            sweep_id, trial["number"], job["_id"], " (reused)" if trial["reused"] else "",
+        )  # fmt: skip
+        return True
 
     async def cancel(self, doc: Document) -> None:
         """Cancel a sweep's trials that are still queued or running for its owner."""

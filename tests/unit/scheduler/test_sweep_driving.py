@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 import pytest
+from google.protobuf.message import Message
 from nats.aio.client import Client
 
 from scheduler.auth import current_user
@@ -254,28 +255,39 @@ async def test_a_trainers_report_of_an_end_frees_its_place_before_it_is_recorded
     assert len(doc["trials"]) == 3
 
 
-async def test_the_last_epochs_report_frees_its_place_and_an_earlier_does_not(
-    cluster: Cluster,
+def training_reports(job: str, epochs: int) -> list[event_pb2.JobEvent]:
+    """A trial's report mid-training, then its last of training: a 2-epoch trial's epochs
+    (its accuracy is known at the last), a 1-epoch trial's progress before it evaluates."""
+    reports: list[tuple[str, Message]] = (
+        [("epoch_completed", job_pb2.EpochMetrics(epoch=e, attempt=1)) for e in (1, 2)]
+        if epochs == 2
+        else [("progress", job_pb2.Progress(step=step, total_steps=938)) for step in (469, 938)]
+    )
+    events = []
+    for kind, report in reports:
+        event = event_pb2.JobEvent(job_id=job, run=1, attempt=1)
+        getattr(event, kind).CopyFrom(report)
+        events.append(event)
+    return events
+
+
+@pytest.mark.parametrize("epochs", [2, 1], ids=["epoch", "step"])
+async def test_the_last_report_of_training_frees_its_place_and_an_earlier_does_not(
+    cluster: Cluster, epochs: int
 ) -> None:
-    """The trial's accuracy is known at its last epoch: the next trial is queued while its
-    trainer still stores the model and reports the success."""
+    """The next trial is queued as soon as the trainer reports its last training step or
+    epoch, while the trainer still evaluates, stores the model and reports the success."""
     a = await cluster.start("replica-a", HOUR)
-    sweep_id = await create(a, SPEC.replace("epochs: [1]", "epochs: [2]"))
+    sweep_id = await create(a, SPEC.replace("epochs: [1]", f"epochs: [{epochs}]"))
     doc = await until(cluster.sweeps, sweep_id, "the first pair", lambda d: len(d["trials"]) == 2)
     first = doc["trials"][0]
+    earlier, last = training_reports(first["job_id"], epochs)
     subject = streams.events_subject(first["job_id"], 1)
-    for epoch in (1, 2):
-        report = event_pb2.JobEvent(
-            job_id=first["job_id"],
-            run=1,
-            attempt=1,
-            epoch_completed=job_pb2.EpochMetrics(epoch=epoch, test_accuracy=0.5, attempt=1),
-        )
-        await a.nc.publish(subject, report.SerializeToString())
-        if epoch == 1:
-            await a.nc.flush()
-            await asyncio.sleep(0.5)  # heard, and stepped on: still two trials
-            stored = await cluster.sweeps.get(sweep_id)
-            assert stored is not None and len(stored["trials"]) == 2, "freed after epoch 1 of 2"
+    await a.nc.publish(subject, earlier.SerializeToString())
+    await a.nc.flush()
+    await asyncio.sleep(0.5)  # heard, and stepped on: still two trials
+    stored = await cluster.sweeps.get(sweep_id)
+    assert stored is not None and len(stored["trials"]) == 2, "freed before training ended"
+    await a.nc.publish(subject, last.SerializeToString())
     doc = await until(cluster.sweeps, sweep_id, "trial 3", lambda d: len(d["trials"]) == 3)
     assert trial_states(doc)[:1] == [states.QUEUED], "nothing recorded meanwhile"

@@ -16,7 +16,7 @@ from nats.aio.msg import Msg
 
 from tests.support.hyperparameters import mlp
 from tests.support.servers import Nats
-from trainer import data, training
+from trainer import data, runs, training
 from trainer.config import Config
 from trainer.worker import Worker
 from tuner.core import streams
@@ -125,3 +125,34 @@ async def test_without_the_bucket_a_job_still_succeeds_with_warnings(
     assert any("no checkpoints to be had" in line for line in warnings), warnings
     assert any("checkpoint of epoch 1 not stored" in line for line in warnings), warnings
     assert any("not stored" in line and "models/" in line for line in warnings), warnings
+
+
+async def test_the_next_job_starts_while_the_last_ones_models_are_stored(
+    nats: Nats, nats_url: str, data_dir: Path, heard: Heard, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A trained job's models and success go out beside the next job, which does not wait;
+    the success still comes only once its models are stored."""
+    release = asyncio.Event()
+    store_final = runs.Run.store_final
+
+    async def held(self: runs.Run, dataset: data.Dataset) -> None:
+        await release.wait()
+        await store_final(self, dataset)
+
+    monkeypatch.setattr(runs.Run, "store_final", held)
+    one, two = mlp(SEED + 2, epochs=1, batch_size=1024), mlp(SEED + 3, epochs=1, batch_size=1024)
+    ids = [job_id(canonical_key(normalized(hp))) for hp in (one, two)]
+    async with worker(nats, nats_url, data_dir):
+        for jid, hp in zip(ids, (one, two), strict=True):
+            request = event_pb2.TrainRequest(job_id=jid, run=1, hyperparameters=hp)
+            await nats.js.publish(streams.JOBS_SUBJECT, request.SerializeToString())
+        await heard.wait(lambda e: e.job_id == ids[1] and e.HasField("started"))
+        assert not [e for e in heard.events if e.HasField("succeeded")], "waited for the models"
+        release.set()
+        await heard.wait(lambda e: e.job_id == ids[0] and e.HasField("succeeded"))
+        await heard.wait(lambda e: e.job_id == ids[1] and e.HasField("succeeded"))
+    bucket = await nats.js.object_store(streams.CHECKPOINTS_BUCKET)
+    for jid in ids:
+        for format_name in ("state-dict", "exported"):
+            info = await bucket.get_info(streams.model_object(jid, format_name))
+            assert info.size
