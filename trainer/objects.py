@@ -66,8 +66,15 @@ async def put(
             digest.update(chunk)
             await nc.publish(chunks, chunk, reply=f"{inbox}.{count}")
             count += 1
+        refused: Exception | None = None
         for _ in range(count):
-            _acknowledged(await replies.next_msg(timeout=None))
+            try:
+                _acknowledged(await replies.next_msg(timeout=None))
+            except Exception as error:
+                # The chunks after it are still coming: a purge now would make room for them.
+                refused = refused or error
+        if refused is not None:
+            raise refused
     except BaseException as error:
         if not isinstance(error, asyncio.CancelledError):
             try:
