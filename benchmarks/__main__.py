@@ -63,7 +63,7 @@ def attempt(title: str, run: Callable[[], Section | list[Section]]) -> list[Sect
 
 
 def stack_rows(
-    rows: set[int], watchers: list[int], per_watcher: bool, state: Path
+    rows: set[int], watchers: list[int], per_watcher: bool, made_per_watcher: bool, state: Path
 ) -> list[Section]:
     """Rows 2-4 on real processes; row 3a on a stack of its own without a trainer."""
     root = data_root()
@@ -87,6 +87,17 @@ def stack_rows(
                 )
             if 4 in rows:
                 sections += attempt("Row 4", lambda: asyncio.run(scaleout.run(bench)))
+        finally:
+            bench.stop()
+    if 3 in rows and made_per_watcher:
+        # The hub as it is, each event's response made and serialized for every watcher.
+        module = "benchmarks.baselines.scheduler_made_per_watcher"
+        bench = BenchStack.start(state / "made-per-watcher", root, trainers=1, scheduler=module)
+        try:
+            title = "Row 3d: the same with each response made per watcher (before Encoded)"
+            counts = [n for n in watchers if n > 1] or watchers
+            fan_out = control.watch_latency_and_fan_out
+            sections += attempt(title, lambda: asyncio.run(fan_out(bench, counts, title, 9_000)))
         finally:
             bench.stop()
     if 3 in rows and per_watcher:
@@ -166,6 +177,11 @@ def main() -> None:
         default=sweeps.TRIALS,
         help=f"row 6: trials in the sweep (default {sweeps.TRIALS})",
     )
+    parser.add_argument(
+        "--no-made-per-watcher",
+        action="store_true",
+        help="row 3: skip the fan-out that makes each response per watcher (the baseline)",
+    )
     parser.add_argument("--no-record", action="store_true", help="leave RESULTS.md as it is")
     args = parser.parse_args()
     # A TERM (from a timeout, say) unwinds like an error, so the stacks' processes stop too.
@@ -188,7 +204,9 @@ def main() -> None:
         sections += attempt("Levers", levers.run)
     OUT.mkdir(parents=True, exist_ok=True)
     state = Path(tempfile.mkdtemp(prefix="state-", dir=OUT))
-    sections += stack_rows(args.rows, args.watchers, not args.no_per_watcher, state)
+    sections += stack_rows(
+        args.rows, args.watchers, not args.no_per_watcher, not args.no_made_per_watcher, state
+    )
     if 6 in args.rows:
         sections += attempt("Row 6", lambda: sweeps.run(state / "sweeps", args.sweep_trials))
     if 7 in args.rows:

@@ -385,12 +385,14 @@ async def watch_latency_and_fan_out(
             "all events p99",
             "scheduler CPU",
             "scheduler RSS",
+            "RSS per watcher",
             "nats CPU",
             "consumers left, gone in",
         ],
     )
     for r in results:
         sched, server = r["usage"]["scheduler"], r["usage"]["nats"]
+        grown_kib = (sched["rss_peak_mib"] - sched["rss_start_mib"]) * 1024
         section.rows.append(
             [
                 str(r["watchers"]),
@@ -403,6 +405,7 @@ async def watch_latency_and_fan_out(
                 ms(r["trainer_to_watcher"]["p99"]),
                 f"{sched['cpu_percent']:.0f}% ({sched['cpu_s']:.1f} s)",
                 f"{sched['rss_start_mib']:.0f}->{sched['rss_peak_mib']:.0f} MiB",
+                f"{grown_kib / r['watchers']:.0f} KiB",
                 f"{server['cpu_percent']:.0f}% ({server['cpu_s']:.1f} s)",
                 f"{r['consumers_left_at_end']}, {r['consumers_gone_after_s']:.1f} s",
             ]

@@ -68,9 +68,29 @@ def wrap(
                     yield response
 
     wrapped = stream if inspect.isasyncgenfunction(behavior) else call
+    serializer = handler.response_serializer
+    if handler.response_streaming and serializer is not None:
+        serializer = _AsIs(serializer)
     return KINDS[streaming, handler.response_streaming](
-        wrapped, deserializer or handler.request_deserializer, handler.response_serializer
+        wrapped, deserializer or handler.request_deserializer, serializer
     )
+
+
+def serialized(data: bytes) -> Any:
+    """A streamed response that is already its bytes: sent as it is (every interceptor wraps
+    its handler here, so every server streams them). One event's response, made once, goes
+    to all of its watchers so."""
+    return data
+
+
+class _AsIs:
+    """A response serializer that sends bytes as they are, and serializes anything else."""
+
+    def __init__(self, serializer: Callable[[Any], bytes]) -> None:
+        self.serialize: Callable[[Any], bytes] = getattr(serializer, "serialize", serializer)
+
+    def __call__(self, response: Any) -> bytes:
+        return response if isinstance(response, bytes) else self.serialize(response)
 
 
 async def _each_admitted(

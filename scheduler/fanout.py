@@ -96,6 +96,24 @@ async def _read(
         yield event
 
 
+class Encoded(Generic[M]):
+    """Each event's response bytes, made once for all of its watchers. Cached by stream
+    sequence, which names one message of the stream for good; the newest `size` are kept."""
+
+    def __init__(self, encode: Callable[[M], bytes], size: int = 4096) -> None:
+        self._encode = encode
+        self._size = size
+        self._made: dict[int, bytes] = {}
+
+    def __call__(self, event: M) -> bytes:
+        data = self._made.get(event.sequence)
+        if data is None:
+            data = self._made[event.sequence] = self._encode(event)
+            if len(self._made) > self._size:
+                del self._made[next(iter(self._made))]  # the oldest made
+        return data
+
+
 @dataclass(eq=False)
 class _Topic(Generic[M]):
     """One subject's shared consumer: its newest events and the queues of its watchers."""

@@ -14,7 +14,8 @@ import grpc
 from nats.js import JetStreamContext
 
 from scheduler.auth import current_user
-from scheduler.fanout import EventHub, replay
+from scheduler.calls import serialized
+from scheduler.fanout import Encoded, EventHub, replay
 from scheduler.jobs import Jobs, Refused
 from scheduler.merge import merged
 from scheduler.metrics import Metrics
@@ -103,6 +104,13 @@ class TunerService(tuner_service_pb2_grpc.TunerServiceServicer):
         self._js = js
         self._jobs = jobs
         self._hub = hub or EventHub(js)
+        # Each event's response is made once, then sent as those bytes to all its watchers.
+        self._job_frames = Encoded[event_pb2.JobEvent](
+            lambda e: tuner_service_pb2.WatchJobResponse(event=e).SerializeToString()
+        )
+        self._feed_frames = Encoded[event_pb2.JobEvent](
+            lambda e: tuner_service_pb2.WatchEventsResponse(event=e).SerializeToString()
+        )
         self._metrics = metrics or Metrics()
         self._trainers = trainers
         self._status = status
@@ -234,7 +242,7 @@ class TunerService(tuner_service_pb2_grpc.TunerServiceServicer):
             else self._hub.events(subject, request.after_sequence)
         )
         async for event in events:
-            yield tuner_service_pb2.WatchJobResponse(event=event)
+            yield serialized(self._job_frames(event))
             if event.WhichOneof("kind") == "state_changed" and (
                 event.state_changed.job.state in states.TERMINAL
             ):
@@ -245,7 +253,7 @@ class TunerService(tuner_service_pb2_grpc.TunerServiceServicer):
     ) -> AsyncIterator[tuner_service_pb2.WatchEventsResponse]:
         # Without a sequence to resume from, only the events from now on.
         after = request.after_sequence or await self._hub.last_sequence()
-        events = _job_events(self._hub.events(streams.EVENTS_SUBJECTS, after))
+        events = _job_events(self._hub.events(streams.EVENTS_SUBJECTS, after), self._feed_frames)
         feed = (
             merged(events, _trainer_changes(self._trainers.watch()))
             if (request.include_trainers)
@@ -310,11 +318,11 @@ class TunerService(tuner_service_pb2_grpc.TunerServiceServicer):
 
 
 async def _job_events(
-    events: AsyncIterator[event_pb2.JobEvent],
+    events: AsyncIterator[event_pb2.JobEvent], frames: Encoded[event_pb2.JobEvent]
 ) -> AsyncGenerator[tuner_service_pb2.WatchEventsResponse, None]:
     try:
         async for event in events:
-            yield tuner_service_pb2.WatchEventsResponse(event=event)
+            yield serialized(frames(event))
     finally:
         if isinstance(events, AsyncGenerator):
             await events.aclose()

@@ -11,7 +11,8 @@ from nats.errors import Error as NatsError
 from nats.js import JetStreamContext
 
 from scheduler.auth import current_user
-from scheduler.fanout import Hub
+from scheduler.calls import serialized
+from scheduler.fanout import Encoded, Hub
 from scheduler.sweeps.announce import Announcer
 from scheduler.sweeps.driver import SweepDriver
 from scheduler.sweeps.search import check_spec
@@ -41,6 +42,9 @@ class SweepService(sweep_pb2_grpc.SweepServiceServicer):
         self._announcer = announcer
         # Watchers start at the newest change, so a subject is read from the stream's end.
         self._hub = Hub(js, sweep_pb2.SweepChanged.FromString, backlog=64, newest_only=True)
+        self._frames = Encoded[sweep_pb2.SweepChanged](
+            lambda c: sweep_pb2.WatchSweepResponse(sweep=c.sweep).SerializeToString()
+        )
 
     async def _sweep(self, sweep_id: str, context: Context) -> Document:
         doc = await self._sweeps.get(await valid_id(sweep_id, "sweep_id", context))
@@ -113,6 +117,6 @@ class SweepService(sweep_pb2_grpc.SweepServiceServicer):
             if change.version <= seen:
                 continue  # announced before the read, or a repeat
             seen = change.version
-            yield sweep_pb2.WatchSweepResponse(sweep=change.sweep)
+            yield serialized(self._frames(change))
             if change.sweep.state != states.SWEEP_RUNNING:
                 return

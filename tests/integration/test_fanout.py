@@ -10,7 +10,7 @@ import pytest
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 
-from scheduler.fanout import EventHub
+from scheduler.fanout import Encoded, EventHub
 from tuner.core import streams
 from tuner.stack import Stack
 from tuner.v1 import event_pb2, job_pb2
@@ -158,3 +158,50 @@ async def test_a_missing_stream_fails_the_watch_without_hanging(nats: JetStreamC
         assert hub.watched() == 0
     finally:
         await streams.ensure_streams(nats, streams.QueuePolicy())
+
+
+async def test_each_events_response_is_made_once_for_all_of_its_watchers(
+    nats: JetStreamContext,
+) -> None:
+    hub = EventHub(nats)
+    made: list[int] = []
+
+    def encode(event: event_pb2.JobEvent) -> bytes:
+        made.append(event.sequence)
+        return event.SerializeToString()
+
+    frames = Encoded(encode)
+    job_id = next(job_ids)
+    subject = streams.events_subject(job_id, 1)
+
+    async def read() -> list[bytes]:
+        got: list[bytes] = []
+        events = hub.events(subject, 0)
+        async for event in events:
+            got.append(frames(event))
+            if len(got) == 4:
+                break
+        await events.aclose()  # type: ignore[attr-defined]
+        return got
+
+    watchers = [asyncio.create_task(read()) for _ in range(20)]
+    await eventually(lambda: hub.watched() == 1, "the watchers to join")
+    sequences = await publish(nats, subject, job_id, 4)
+    got = await asyncio.wait_for(asyncio.gather(*watchers), 10)
+
+    assert made == sequences, "made more than once"
+    assert all(g == got[0] for g in got)
+    assert [event_pb2.JobEvent.FromString(data).sequence for data in got[0]] == sequences
+
+
+def test_the_oldest_made_responses_go_first() -> None:
+    made: list[int] = []
+
+    def encode(event: event_pb2.JobEvent) -> bytes:
+        made.append(event.sequence)
+        return event.SerializeToString()
+
+    frames = Encoded(encode, size=2)
+    for sequence in (1, 2, 3, 2, 1):
+        frames(event_pb2.JobEvent(sequence=sequence))
+    assert made == [1, 2, 3, 1]

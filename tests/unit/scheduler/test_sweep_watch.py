@@ -121,6 +121,8 @@ def watch(service: SweepService, sweep_id: str) -> Watcher:
     async def read() -> None:
         request = sweep_pb2.WatchSweepRequest(sweep_id=sweep_id)
         async for response in service.WatchSweep(request, Context()):  # type: ignore[arg-type]
+            if isinstance(response, bytes):  # serialized once for all watchers: as sent
+                response = sweep_pb2.WatchSweepResponse.FromString(response)
             received.put_nowait((time.monotonic(), response.sweep))
 
     return Watcher(received, asyncio.create_task(read()))
