@@ -89,29 +89,32 @@ def stack_rows(
                 sections += attempt("Row 4", lambda: asyncio.run(scaleout.run(bench)))
         finally:
             bench.stop()
-    if 3 in rows and made_per_watcher:
+    baselines = [
         # The hub as it is, each event's response made and serialized for every watcher.
-        module = "benchmarks.baselines.scheduler_made_per_watcher"
-        bench = BenchStack.start(state / "made-per-watcher", root, trainers=1, scheduler=module)
-        try:
-            title = "Row 3d: the same with each response made per watcher (before Encoded)"
-            counts = [n for n in watchers if n > 1] or watchers
-            fan_out = control.watch_latency_and_fan_out
-            sections += attempt(title, lambda: asyncio.run(fan_out(bench, counts, title, 9_000)))
-        finally:
-            bench.stop()
-    if 3 in rows and per_watcher:
+        (made_per_watcher, "scheduler_made_per_watcher", 9_000,
+         "Row 3d: the same with each response made per watcher (before Encoded)"),
         # The same fan-out as the scheduler did it before scheduler/fanout.py.
-        module = "benchmarks.baselines.scheduler_per_watcher"
-        bench = BenchStack.start(state / "per-watcher", root, trainers=1, scheduler=module)
-        try:
-            title = "Row 3c: the same with a consumer per watcher (the scheduler before its hub)"
-            counts = [n for n in watchers if n > 1] or watchers
-            fan_out = control.watch_latency_and_fan_out
-            sections += attempt(title, lambda: asyncio.run(fan_out(bench, counts, title, 6_000)))
-        finally:
-            bench.stop()
+        (per_watcher, "scheduler_per_watcher", 6_000,
+         "Row 3c: the same with a consumer per watcher (the scheduler before its hub)"),
+    ]  # fmt: skip
+    for wanted, module, seed, title in baselines if 3 in rows else []:
+        if wanted:
+            sections += baseline_fan_out(state / module, root, module, watchers, title, seed)
     return sections
+
+
+def baseline_fan_out(
+    state: Path, root: Path, module: str, watchers: list[int], title: str, seed: int
+) -> list[Section]:
+    """Row 3's fan-out through a baseline scheduler (benchmarks.baselines.MODULE)."""
+    scheduler = f"benchmarks.baselines.{module}"
+    bench = BenchStack.start(state, root, trainers=1, scheduler=scheduler)
+    try:
+        counts = [n for n in watchers if n > 1] or watchers
+        fan_out = control.watch_latency_and_fan_out
+        return attempt(title, lambda: asyncio.run(fan_out(bench, counts, title, seed)))
+    finally:
+        bench.stop()
 
 
 def record(sections: list[Section], header: Json, args: argparse.Namespace) -> Path:
