@@ -20,6 +20,7 @@ from benchmarks import (
     analysis,
     checkpoints,
     control,
+    history,
     levers,
     overhead,
     scaleout,
@@ -38,7 +39,7 @@ from benchmarks.common import (
     machine,
 )
 
-ROWS = (1, 2, 3, 4, 6, 7, 8)  # row 5 is the GPU's
+ROWS = (1, 2, 3, 4, 6, 7, 8, 9)  # row 5 is the GPU's
 
 
 def cases(quick: bool) -> list[tuple[str, str]]:
@@ -150,7 +151,7 @@ def main() -> None:
         "--rows",
         type=lambda s: {int(r) for r in s.split(",") if r},
         default=set(ROWS),
-        help="comma-separated rows to run (default 1,2,3,4,6,7,8; '' for none, with --levers)",
+        help="comma-separated rows to run (default 1,2,3,4,6,7,8,9; '' for none, with --levers)",
     )
     parser.add_argument("--quick", action="store_true", help="row 1: CNN on MNIST only")
     parser.add_argument(
@@ -185,6 +186,13 @@ def main() -> None:
         action="store_true",
         help="row 3: skip the fan-out that makes each response per watcher (the baseline)",
     )
+    parser.add_argument(
+        "--history",
+        type=int,
+        default=history.HISTORY,
+        help=f"row 9: jobs of one user stored for the long-history round (default "
+        f"{history.HISTORY:,}; 1000000 takes ~25 min and ~5 GB of disk)",
+    )
     parser.add_argument("--no-record", action="store_true", help="leave RESULTS.md as it is")
     args = parser.parse_args()
     # A TERM (from a timeout, say) unwinds like an error, so the stacks' processes stop too.
@@ -216,6 +224,8 @@ def main() -> None:
         sections += attempt("Row 7", lambda: checkpoints.run(state / "checkpoints"))
     if 8 in args.rows:
         sections += attempt("Row 8", lambda: analysis.run(state / "analysis"))
+    if 9 in args.rows:
+        sections += attempt("Row 9", lambda: history.row(state / "history", args.history))
     shutil.rmtree(state, ignore_errors=True)  # kept, with the services' logs, when a row fails
     header["minutes"] = (time.monotonic() - started) / 60
     sections.sort(key=lambda s: (not s.title.startswith("Row"), s.title))  # Row 1, 2, 3a, 3b...

@@ -24,6 +24,7 @@ from benchmarks.cluster import (
     watch,
 )
 from benchmarks.common import Json, ProcessSample, Section, ms, percentile
+from store import pages
 from store.documents import new_job, result_doc
 from store.jobs import JobStore
 from tuner.client import TunerClient
@@ -94,6 +95,7 @@ async def submit_parts(bench: BenchStack) -> dict[str, list[float]]:
     parts: dict[str, list[float]] = {
         "JobStore.get (a miss)": [],
         "JobStore.count_active": [],
+        "JobStore.numbers.next (j=True, beside count_active)": [],
         "JobStore.insert (j=True)": [],
         "JobStore.set_dispatched (j=True)": [],
         "JobStore.get (a hit)": [],
@@ -122,7 +124,12 @@ async def submit_parts(bench: BenchStack) -> dict[str, list[float]]:
             parts["JobStore.get (a miss)"].append(await _timed(store.get(jid)))
             if hasattr(store, "count_active"):
                 parts["JobStore.count_active"].append(await _timed(store.count_active(owner, 100)))
-            doc = new_job(jid, key, hp, owner)
+            started = time.perf_counter()
+            number = await store.numbers.next(owner)
+            parts["JobStore.numbers.next (j=True, beside count_active)"].append(
+                time.perf_counter() - started
+            )
+            doc = {**new_job(jid, key, hp, owner), pages.FIELD: number}
             parts["JobStore.insert (j=True)"].append(await _timed(store.insert(doc)))
             parts["JobStore.get (a hit)"].append(await _timed(store.get(jid)))
             publish = js.publish(

@@ -10,6 +10,7 @@ import grpc
 from scheduler.dispatch import Dispatcher
 from scheduler.metrics import Metrics
 from scheduler.outages import NATS_OUTAGES
+from store import pages
 from store.documents import Document, new_job, now
 from store.jobs import JobStore
 from tuner.core import states
@@ -60,8 +61,12 @@ class Jobs:
         if existing is not None and states.of(existing) not in states.RERUNNABLE:
             log.info("job %s resubmitted by %s: already %s", jid, user, existing["state"])
             return existing, True
-        active, reused = await asyncio.gather(
-            self._store.count_active(user, self._max_active), self.reusable_epochs(hp)
+        # The job's number among the user's (store/pages.py) is taken alongside: a refused
+        # submission leaves a gap, which pages step over.
+        active, reused, number = await asyncio.gather(
+            self._store.count_active(user, self._max_active),
+            self.reusable_epochs(hp),
+            self._store.numbers.next(user),
         )
         if active >= self._max_active:
             raise Refused(
@@ -72,10 +77,10 @@ class Jobs:
         # Another submission of the same configuration may win either write: then it is a duplicate.
         doc: Document | None
         if existing is None:
-            doc = new_job(jid, key, hp, user, reused)
+            doc = {**new_job(jid, key, hp, user, reused), pages.FIELD: number}
             created = await self._store.insert(doc)  # as written: read back only if it lost
         else:
-            created = await self._store.requeue(jid, existing["run"], user, reused)
+            created = await self._store.requeue(jid, existing["run"], user, reused, number)
         if not created or existing is not None:
             doc = await self._store.get(jid)
         if doc is None:

@@ -7,7 +7,6 @@ import binascii
 import logging
 import re
 from collections.abc import AsyncGenerator, AsyncIterator
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import grpc
@@ -24,7 +23,8 @@ from scheduler.outages import NATS_OUTAGES
 from scheduler.retention import RetentionPolicy
 from scheduler.status import Status
 from scheduler.trainers import Trainers
-from scheduler.validation import ID, valid_id, valid_page_size
+from scheduler.validation import valid_id, valid_page_size
+from store import pages
 from store.documents import Document, job_from
 from store.jobs import JobStore
 from tuner.core import states, streams
@@ -66,25 +66,22 @@ async def valid_hyperparameters(
 
 
 def page_token(doc: Document) -> str:
-    millis = int(doc["create_time"].timestamp() * 1000)
-    return base64.urlsafe_b64encode(f"{millis}:{doc['_id']}".encode()).decode()
+    """Where the next page starts: below the owner's number of the last job on this one."""
+    return base64.urlsafe_b64encode(f"below:{doc[pages.FIELD]}".encode()).decode()
 
 
-MILLIS = re.compile(r"[0-9]{1,15}")
+NUMBER = re.compile(r"[1-9][0-9]{0,17}")
 
 
-def parse_page_token(token: str) -> tuple[datetime, str]:
+def parse_page_token(token: str) -> int:
     """Raises ValueError for anything this server did not issue."""
     try:
-        millis, job = base64.urlsafe_b64decode(token.encode()).decode().split(":")
+        tag, number = base64.urlsafe_b64decode(token.encode()).decode().split(":")
     except (binascii.Error, UnicodeError) as error:
         raise ValueError(token) from error
-    if not ID.fullmatch(job) or not MILLIS.fullmatch(millis):
+    if tag != "below" or not NUMBER.fullmatch(number):
         raise ValueError(token)
-    try:
-        return datetime.fromtimestamp(int(millis) / 1000, UTC), job
-    except (OverflowError, OSError) as error:  # past the platform's range of times
-        raise ValueError(token) from error
+    return int(number)
 
 
 class TunerService(tuner_service_pb2_grpc.TunerServiceServicer):
@@ -171,15 +168,15 @@ class TunerService(tuner_service_pb2_grpc.TunerServiceServicer):
                 await context.abort(
                     grpc.StatusCode.INVALID_ARGUMENT, f"states: unknown job state {state}"
                 )
-        before = None
+        below = None
         if request.page_token:
             try:
-                before = parse_page_token(request.page_token)
+                below = parse_page_token(request.page_token)
             except ValueError:
                 await context.abort(
                     grpc.StatusCode.INVALID_ARGUMENT, "page_token: not a token this server issued"
                 )
-        docs = await self._store.list_owned(user, request.states, size + 1, before)
+        docs = await self._store.list_owned(user, request.states, size + 1, below)
         response = tuner_service_pb2.ListJobsResponse(jobs=[job_from(d) for d in docs[:size]])
         if len(docs) > size:
             response.next_page_token = page_token(docs[size - 1])

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, WriteConcern
-from pymongo.errors import DuplicateKeyError, OperationFailure
+from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
 
+from store import pages
 from store.documents import Document, now
 from tuner.core.states import (
     ACTIVE,
@@ -34,6 +35,8 @@ LEADERBOARD_INDEX = [("board", ASCENDING), *LEADERBOARD_ORDER]
 # The one leaderboard of every dataset together, before there was one a dataset.
 _MIXED_INDEX = "result.test_accuracy_-1_result.training_seconds_1__id_1"
 _BOARDS_MIGRATION = "leaderboard-per-dataset"
+_NUMBERS_MIGRATION = "jobs-numbered-per-owner"
+_EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)  # before any job's update_time
 # What the model retention reads of a job.
 MODEL_FIELDS = {"owner": 1, "end_time": 1, "lineage": 1, "hyperparameters.epochs": 1, "result": 1}
 
@@ -48,6 +51,7 @@ class JobStore:
         self.leaderboard = db.leaderboard
         self.points = db.analysis_points  # store/points.py
         self.migrations = db.migrations
+        self.numbers = pages.Numbers(db.owner_numbers, "jobs")  # store/pages.py
 
     @classmethod
     def connect(
@@ -72,10 +76,12 @@ class JobStore:
         await self._client.close()
 
     async def ensure_indexes(self) -> None:
-        await self.jobs.create_index([("owner", ASCENDING), ("create_time", DESCENDING)])
+        await self.jobs.create_index([("owner", ASCENDING), (pages.FIELD, DESCENDING)])
+        await self.jobs.create_index(
+            [("owner", ASCENDING), ("state", ASCENDING), (pages.FIELD, DESCENDING)]
+        )
         await self.jobs.create_index([("state", ASCENDING), ("dispatch_sequence", ASCENDING)])
         await self.jobs.create_index([("state", ASCENDING), ("update_time", ASCENDING)])
-        await self.jobs.create_index([("owner", ASCENDING), ("state", ASCENDING)])
         await self.leaderboard.create_index(LEADERBOARD_INDEX)
         # The shorter jobs of a lineage; the models to review; an owner's latest successes.
         await self.jobs.create_index(
@@ -93,18 +99,32 @@ class JobStore:
             [("owner", ASCENDING), ("state", ASCENDING), ("end_time", ASCENDING)]
         )
         await self.migrate_leaderboard()
+        await self.number_old_jobs()
+        for replaced in ("owner_1_create_time_-1", "owner_1_state_1"):
+            with contextlib.suppress(OperationFailure):
+                await self.jobs.drop_index(replaced)
 
     async def migrate_leaderboard(self) -> None:
         """Once per database: rank every SUCCEEDED job onto the per-dataset leaderboards and
         drop the old mixed one (its entries have no `board`).
 
         The old board held only the top LEADERBOARD_SIZE of all datasets together, so the
-        new boards are built from `jobs`: one walk of the SUCCEEDED jobs (a few fields each),
-        keeping the best LEADERBOARD_SIZE of each board in memory, then `rank` for those.
-        It is idempotent: schedulers that start together may both run it.
+        new boards are built from `jobs` (`rank_all`). It is idempotent: schedulers that start
+        together may both run it.
         """
         if await self.migrations.find_one({"_id": _BOARDS_MIGRATION}) is not None:
             return
+        await self.rank_all()
+        await self.leaderboard.delete_many({"board": {"$exists": False}})
+        with contextlib.suppress(OperationFailure):
+            await self.leaderboard.drop_index(_MIXED_INDEX)
+        await self.migrations.update_one(
+            {"_id": _BOARDS_MIGRATION}, {"$set": {"done": now()}}, upsert=True
+        )
+
+    async def rank_all(self) -> None:
+        """Rank the best SUCCEEDED jobs of every board from one walk of them all (a few fields
+        each), keeping the best LEADERBOARD_SIZE of each board in memory, then `rank`."""
         best: dict[str, list[tuple[float, float, str]]] = {}
         fields = {"result": 1, "hyperparameters.dataset": 1, "hyperparameters.model": 1}
         async for doc in self.jobs.find({"state": name(SUCCEEDED)}, fields):
@@ -122,20 +142,43 @@ class JobStore:
         winners = sorted({k[2] for kept in best.values() for k in sorted(kept)[:LEADERBOARD_SIZE]})
         for doc in await self.jobs.find({"_id": {"$in": winners}}).to_list():
             await self.rank(doc)
-        await self.leaderboard.delete_many({"board": {"$exists": False}})
-        with contextlib.suppress(OperationFailure):
-            await self.leaderboard.drop_index(_MIXED_INDEX)
+
+    async def number_old_jobs(self) -> None:
+        """Once per database: number the jobs stored before jobs had numbers (store/pages.py)."""
+        if await self.migrations.find_one({"_id": _NUMBERS_MIGRATION}) is not None:
+            return
+        await pages.number_old(self.jobs, self.numbers)
         await self.migrations.update_one(
-            {"_id": _BOARDS_MIGRATION}, {"$set": {"done": now()}}, upsert=True
+            {"_id": _NUMBERS_MIGRATION}, {"$set": {"done": now()}}, upsert=True
         )
 
     async def insert(self, doc: Document) -> bool:
-        """False when a job with this id already exists."""
+        """False when a job with this id already exists. Gives the job its owner's next
+        number (store/pages.py) unless it has one."""
+        if pages.FIELD not in doc:
+            doc[pages.FIELD] = await self.numbers.next(doc["owner"])
         try:
             await self.jobs.insert_one(doc)
         except DuplicateKeyError:
             return False
         return True
+
+    async def insert_many(self, docs: list[Document]) -> int:
+        """Store jobs that are not stored yet (an import, a benchmark's history), numbered in
+        the order given after each owner's jobs; the number stored. Unlike `insert`, it does
+        not rank SUCCEEDED ones: `rank_all` does, for all of them at once."""
+        by_owner: dict[str, list[Document]] = {}
+        for doc in docs:
+            by_owner.setdefault(doc["owner"], []).append(doc)
+        for owner, owned in by_owner.items():
+            first = await self.numbers.take(owner, len(owned))
+            for n, doc in enumerate(owned, start=first):
+                doc[pages.FIELD] = n
+        try:
+            result = await self.jobs.insert_many(docs, ordered=False)
+        except BulkWriteError as error:
+            return int(error.details["nInserted"])
+        return len(result.inserted_ids)
 
     async def get(self, job_id: str) -> Document | None:
         return await self.jobs.find_one({"_id": job_id})
@@ -174,8 +217,12 @@ class JobStore:
         result = await self.jobs.update_one(condition, {"$set": update})
         return result.modified_count == 1
 
-    async def requeue(self, job_id: str, run: int, owner: str, reused_epochs: int = 0) -> bool:
-        """Start a new run of a FAILED or CANCELLED job; True if this call did it."""
+    async def requeue(
+        self, job_id: str, run: int, owner: str, reused_epochs: int = 0, number: int = 0
+    ) -> bool:
+        """Start a new run of a FAILED or CANCELLED job, as `owner`'s newest job (`number`, or
+        the owner's next if 0); True if this call did it."""
+        number = number or await self.numbers.next(owner)
         t = now()
         result = await self.jobs.update_one(
             {"_id": job_id, "run": run, "state": {"$in": names(RERUNNABLE)}},
@@ -184,6 +231,7 @@ class JobStore:
                     "state": name(QUEUED),
                     "run": run + 1,
                     "owner": owner,
+                    pages.FIELD: number,
                     "attempts": 0,
                     "error": "",
                     "trainer": "",
@@ -254,24 +302,30 @@ class JobStore:
         )
 
     async def list_owned(
-        self,
-        owner: str,
-        states: Iterable[int],
-        limit: int,
-        before: tuple[datetime, str] | None,
+        self, owner: str, states: Iterable[int], limit: int, below: int | None
     ) -> list[Document]:
-        """The owner's jobs, newest first, starting after the (create_time, id) cursor."""
-        query: dict[str, Any] = {"owner": owner}
-        if wanted := names(states):
-            query["state"] = {"$in": wanted}
-        if before is not None:
-            t, job_id = before
-            query["$or"] = [
-                {"create_time": {"$lt": t}},
-                {"create_time": t, "_id": {"$gt": job_id}},
-            ]
-        cursor = self.jobs.find(query).sort([("create_time", DESCENDING), ("_id", ASCENDING)])
-        return await cursor.limit(limit).to_list()
+        """The owner's jobs in `states` (all if none), newest first, numbered below `below`
+        (the first page if None): O(limit) documents read, see store/pages.py.
+
+        QUEUED and RUNNING jobs are read in one query a state: the scheduler caps how many an
+        owner has (TUNER_MAX_ACTIVE_PER_USER), so it reads at most that many however long the
+        history; each finished state is read by ranges (store/pages.py).
+        """
+        if below is None:
+            below = await self.numbers.last(owner) + 1
+        wanted = set(names(states))
+        if not wanted:
+            return await pages.newest(self.jobs, {"owner": owner}, below, limit)
+        found: list[Document] = []
+        for state in sorted(wanted):
+            condition = {"owner": owner, "state": state}
+            if state in names(ACTIVE):
+                query = {**condition, pages.FIELD: {"$lt": below}}
+                found += await self.jobs.find(query).sort(pages.FIELD, DESCENDING).to_list()
+            else:
+                found += await pages.newest(self.jobs, condition, below, limit)
+        found.sort(key=lambda d: int(d[pages.FIELD]), reverse=True)
+        return found[:limit]
 
     async def count_active(self, owner: str, at_most: int) -> int:
         """The owner's QUEUED and RUNNING jobs, counted up to `at_most` (no full count)."""
@@ -281,9 +335,31 @@ class JobStore:
         return len(await cursor.to_list())
 
     async def count_in_state(self, state: int, at_most: int) -> int:
-        """Jobs in `state`, counted up to `at_most` (no full count: SecantusDB's are linear)."""
-        cursor = self.jobs.find({"state": name(state)}, {"_id": 1}).limit(at_most)
-        return len(await cursor.to_list())
+        """Jobs in `state`, counted up to `at_most` (the count stops there).
+
+        SecantusDB reads every document a filter matches, limit or not, so a FINISHED state of
+        a long history is counted by ranges of `update_time` back from now, through the
+        (state, update_time) index: each as wide as the density counted so far says the rest
+        needs, with a quarter more (eight times as wide while it counted none). It reads
+        about `at_most` documents, not the whole history.
+        """
+        counted = 0
+        high: datetime | None = None
+        low = now() - timedelta(seconds=10)
+        while counted < at_most:
+            span: dict[str, Any] = {} if low <= _EARLIEST else {"$gte": low}
+            if high is not None:
+                span["$lt"] = high
+            query = {"state": name(state), "update_time": span} if span else {"state": name(state)}
+            counted += len(await self.jobs.find(query, {"_id": 1}).to_list())
+            if low <= _EARLIEST:
+                break
+            high, spanned = low, now() - low
+            low = high - (
+                spanned * 8 if not counted else spanned * ((at_most - counted) / counted * 1.25)
+            )
+            low = max(low, _EARLIEST)
+        return min(counted, at_most)
 
     async def undispatched(self, older_than: datetime) -> list[Document]:
         """QUEUED jobs whose publish to the queue was never confirmed."""

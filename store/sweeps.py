@@ -5,35 +5,52 @@ Every change a watcher can see bumps the sweep's `version`, which orders its ann
 
 from __future__ import annotations
 
+import contextlib
 from datetime import UTC, datetime, timedelta
 
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, WriteConcern
+from pymongo.errors import OperationFailure
 
+from store import pages
 from store.documents import Document, hyperparameters_from, now
 from tuner.core import states
 from tuner.v1 import sweep_pb2
 
 RUNNING = states.sweep_name(states.SWEEP_RUNNING)
+_NUMBERS_MIGRATION = "sweeps-numbered-per-owner"
 
 
 class SweepStore:
     def __init__(self, client: AsyncMongoClient[Document], database: str) -> None:
         db = client.get_database(database, write_concern=WriteConcern(j=True))
         self.sweeps = db.sweeps
+        self.migrations = db.migrations
+        self.numbers = pages.Numbers(db.owner_numbers, "sweeps")  # store/pages.py
 
     async def ensure_indexes(self) -> None:
-        await self.sweeps.create_index([("owner", ASCENDING), ("create_time", DESCENDING)])
+        await self.sweeps.create_index([("owner", ASCENDING), (pages.FIELD, DESCENDING)])
         await self.sweeps.create_index([("state", ASCENDING), ("lease_until", ASCENDING)])
+        if await self.migrations.find_one({"_id": _NUMBERS_MIGRATION}) is None:
+            await pages.number_old(self.sweeps, self.numbers)
+            await self.migrations.update_one(
+                {"_id": _NUMBERS_MIGRATION}, {"$set": {"done": now()}}, upsert=True
+            )
+        with contextlib.suppress(OperationFailure):
+            await self.sweeps.drop_index("owner_1_create_time_-1")
 
     async def insert(self, doc: Document) -> None:
+        """Gives the sweep its owner's next number (store/pages.py) unless it has one."""
+        if pages.FIELD not in doc:
+            doc[pages.FIELD] = await self.numbers.next(doc["owner"])
         await self.sweeps.insert_one(doc)
 
     async def get(self, sweep_id: str) -> Document | None:
         return await self.sweeps.find_one({"_id": sweep_id})
 
     async def list_owned(self, owner: str, limit: int) -> list[Document]:
-        cursor = self.sweeps.find({"owner": owner}).sort([("create_time", DESCENDING)])
-        return await cursor.limit(limit).to_list()
+        """The owner's newest `limit` sweeps: O(limit) documents read, see store/pages.py."""
+        below = await self.numbers.last(owner) + 1
+        return await pages.newest(self.sweeps, {"owner": owner}, below, limit)
 
     async def claimable(self, at: datetime) -> list[Document]:
         """RUNNING sweeps whose driver's lease ran out (or that never had one)."""

@@ -107,6 +107,9 @@ class QueuePolicy:
     max_deliver: int = 3
     replicas: int = 1  # copies of each stream a NATS cluster keeps (TUNER_STREAM_REPLICAS)
     checkpoints_max_bytes: int = CHECKPOINTS_MAX_BYTES  # TUNER_CHECKPOINTS_MAX_BYTES
+    # How long TUNER_EVENTS keeps an event (TUNER_EVENTS_MAX_AGE_SECONDS): a watcher of an
+    # older job gets its stored state, without the events it no longer holds.
+    events_max_age_seconds: float = 7 * 86400
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> QueuePolicy:
@@ -117,6 +120,9 @@ class QueuePolicy:
             replicas=settings.integer(env, "TUNER_STREAM_REPLICAS", 1, maximum=5),
             checkpoints_max_bytes=settings.integer(
                 env, "TUNER_CHECKPOINTS_MAX_BYTES", CHECKPOINTS_MAX_BYTES, minimum=1 << 20
+            ),
+            events_max_age_seconds=settings.number(
+                env, "TUNER_EVENTS_MAX_AGE_SECONDS", 7 * 86400.0
             ),
         )
 
@@ -163,9 +169,7 @@ async def connect(url: str, name: str, ca_file: str = "") -> Client:
     )
 
 
-async def ensure_streams(
-    js: JetStreamContext, policy: QueuePolicy, events_max_age_seconds: float = 7 * 86400
-) -> None:
+async def ensure_streams(js: JetStreamContext, policy: QueuePolicy) -> None:
     """Declare the streams and durable consumers; safe to call from every process, any time."""
     streams = [
         StreamConfig(
@@ -181,7 +185,7 @@ async def ensure_streams(
             subjects=[EVENTS_SUBJECTS, SWEEPS_SUBJECTS],
             retention=RetentionPolicy.LIMITS,
             storage=StorageType.FILE,
-            max_age=events_max_age_seconds,
+            max_age=policy.events_max_age_seconds,
             duplicate_window=DUPLICATE_WINDOW_SECONDS,
             num_replicas=policy.replicas,
         ),

@@ -224,26 +224,6 @@ async def test_jobs_ranked_before_per_dataset_boards_are_migrated(store: JobStor
     assert await store.leaderboard.count_documents({"board": "mnist/cnn"}) == 0
 
 
-async def test_listing_pages_through_one_owners_jobs(store: JobStore) -> None:
-    base = now()
-    for seed in range(7):
-        doc = job_doc(200 + seed, owner="alice" if seed != 3 else "bob")
-        doc["create_time"] = base - timedelta(seconds=seed // 2)  # pairs share a timestamp
-        await store.insert(doc)
-    seen: list[str] = []
-    cursor = None
-    while True:
-        page = await store.list_owned("alice", [], 2, cursor)
-        seen += [d["_id"] for d in page]
-        if len(page) < 2:
-            break
-        cursor = (page[-1]["create_time"], page[-1]["_id"])
-    assert len(seen) == len(set(seen)) == 6
-    times = [d["create_time"] for d in [await store.get(j) for j in seen] if d]
-    assert times == sorted(times, reverse=True)
-    assert await store.list_owned("alice", [RUNNING], 10, None) == []
-
-
 async def test_jobs_in_a_state_are_counted_up_to_a_limit(store: JobStore) -> None:
     for seed in range(300, 304):
         await store.insert(job_doc(seed))

@@ -1,4 +1,5 @@
-"""The NATS layout's setup: the checkpoints bucket made idempotently, its cap from the env."""
+"""The NATS layout's setup: the checkpoints bucket made idempotently, its cap and the events'
+age from the env."""
 
 from __future__ import annotations
 
@@ -45,3 +46,17 @@ def test_the_cap_is_read_from_the_environment() -> None:
         streams.QueuePolicy.from_env({"TUNER_CHECKPOINTS_MAX_BYTES": "4G"})
     with pytest.raises(ConfigError, match="TUNER_CHECKPOINTS_MAX_BYTES: must be 1048576 or more"):
         streams.QueuePolicy.from_env({"TUNER_CHECKPOINTS_MAX_BYTES": "4096"})
+
+
+async def test_the_events_stream_keeps_events_as_long_as_the_environment_says(
+    nats: Nats,
+) -> None:
+    assert streams.QueuePolicy.from_env({}).events_max_age_seconds == 7 * 86400
+    policy = streams.QueuePolicy.from_env({"TUNER_EVENTS_MAX_AGE_SECONDS": "3600"})
+    await streams.ensure_streams(nats.js, policy)
+    info = await nats.js.stream_info(streams.EVENTS_STREAM)
+    assert info.config.max_age == 3600
+    await streams.ensure_streams(nats.js, streams.QueuePolicy())
+    assert (await nats.js.stream_info(streams.EVENTS_STREAM)).config.max_age == 7 * 86400
+    with pytest.raises(ConfigError, match="TUNER_EVENTS_MAX_AGE_SECONDS: must be a positive"):
+        streams.QueuePolicy.from_env({"TUNER_EVENTS_MAX_AGE_SECONDS": "0"})
