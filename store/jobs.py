@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pymongo
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, WriteConcern
 from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
 
@@ -125,6 +126,10 @@ class JobStore:
     async def rank_all(self) -> None:
         """Rank the best SUCCEEDED jobs of every board from one walk of them all (a few fields
         each), keeping the best LEADERBOARD_SIZE of each board in memory, then `rank`."""
+        with pymongo.timeout(pages.WALK_SECONDS):
+            await self._rank_all()
+
+    async def _rank_all(self) -> None:
         best: dict[str, list[tuple[float, float, str]]] = {}
         fields = {"result": 1, "hyperparameters.dataset": 1, "hyperparameters.model": 1}
         async for doc in self.jobs.find({"state": name(SUCCEEDED)}, fields):

@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import pymongo
 from pymongo import DESCENDING, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
@@ -25,6 +26,10 @@ from pymongo.errors import DuplicateKeyError
 from store.documents import Document
 
 FIELD = "owner_seq"
+# A walk of a whole history (numbering old documents, ranking them all) is one query that
+# SecantusDB answers only once it has read every match: far past the client's 15 s socket
+# timeout at a few hundred thousand jobs. Such a walk runs under this deadline instead.
+WALK_SECONDS = 3600.0
 
 
 class Numbers:
@@ -113,17 +118,18 @@ async def number_old(collection: AsyncCollection[Document], numbers: Numbers) ->
     first, so a document a running scheduler numbers meanwhile goes above them; schedulers
     that start together number the same documents the same way.
     """
-    fields = {"owner": 1, "create_time": 1}
-    unnumbered = await collection.find({FIELD: {"$exists": False}}, fields).to_list()
-    by_owner: dict[str, list[Document]] = {}
-    for doc in unnumbered:
-        by_owner.setdefault(doc["owner"], []).append(doc)
-    for owner, docs in by_owner.items():
-        await numbers.at_least(owner, len(docs))
-        docs.sort(key=lambda d: (d["create_time"], d["_id"]))
-        numbering = [
-            UpdateOne({"_id": d["_id"], FIELD: {"$exists": False}}, {"$set": {FIELD: n}})
-            for n, d in enumerate(docs, start=1)
-        ]
-        for start in range(0, len(numbering), 1000):
-            await collection.bulk_write(numbering[start : start + 1000], ordered=False)
+    with pymongo.timeout(WALK_SECONDS):
+        fields = {"owner": 1, "create_time": 1}
+        unnumbered = await collection.find({FIELD: {"$exists": False}}, fields).to_list()
+        by_owner: dict[str, list[Document]] = {}
+        for doc in unnumbered:
+            by_owner.setdefault(doc["owner"], []).append(doc)
+        for owner, docs in by_owner.items():
+            await numbers.at_least(owner, len(docs))
+            docs.sort(key=lambda d: (d["create_time"], d["_id"]))
+            numbering = [
+                UpdateOne({"_id": d["_id"], FIELD: {"$exists": False}}, {"$set": {FIELD: n}})
+                for n, d in enumerate(docs, start=1)
+            ]
+            for start in range(0, len(numbering), 1000):
+                await collection.bulk_write(numbering[start : start + 1000], ordered=False)
