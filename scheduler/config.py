@@ -53,6 +53,13 @@ class Config:
         )
         if bool(config.tls_cert_file) != bool(config.tls_key_file):
             raise ConfigError("TUNER_TLS_CERT_FILE and TUNER_TLS_KEY_FILE go together")
+        history_seconds = config.retention.history_days * 86400
+        if 0 < history_seconds < config.queue.events_max_age_seconds:
+            raise ConfigError(
+                "TUNER_HISTORY_RETENTION_DAYS: must be 0 or cover TUNER_EVENTS_MAX_AGE_SECONDS "
+                f"({config.queue.events_max_age_seconds / 86400:g} days): a job deleted "
+                "sooner and submitted again would meet its old run's events"
+            )
         if not config.tokens and not is_loopback(config.listen):
             raise ConfigError(
                 f"TUNER_LISTEN={config.listen} is reachable from other hosts: "

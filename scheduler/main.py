@@ -145,8 +145,8 @@ async def main(config: Config) -> int:
     supervisor.start("the sweep driver", lambda: driver.run(stopping))
     supervisor.start("the reconciler", lambda: reconciler.run(stopping))
     supervisor.start("the trainers' silence", lambda: trainers.run(stopping))
-    retention = Retention(store, js, config.retention)
-    supervisor.start("the model retention", lambda: retention.run(stopping))
+    retention = Retention(store, js, config.retention, sweeps)
+    supervisor.start("the retention", lambda: retention.run(stopping))
     if stop_metrics:
         refresher = Refresher(metrics, store, js)
         supervisor.start("the metrics refresher", lambda: refresher.run(stopping))

@@ -7,6 +7,10 @@ LEADERBOARD_SIZE of its dataset's, or of its dataset and model's) or among the l
 `days` ago. A job's final checkpoint goes with its model: the reuse lookup
 (JobStore.longest_succeeded) then no longer offers that job, and a longer job of the lineage
 continues from the longest shorter one still kept, or trains from scratch.
+
+FAILED and CANCELLED jobs, and sweeps that ended, are deleted `history_days` after their last
+change (0 keeps them). SUCCEEDED jobs are kept: a resubmission of their configuration returns
+them, and the leaderboards and the analysis read them.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -25,6 +29,7 @@ from nats.js.object_store import ObjectStore
 from scheduler.outages import OUTAGES
 from store.documents import Document, now
 from store.jobs import LEADERBOARD_SIZE, JobStore
+from store.sweeps import SweepStore
 from tuner.core import env as settings
 from tuner.core import streams
 
@@ -39,6 +44,7 @@ class RetentionPolicy:
     days: float = 30.0  # TUNER_MODEL_RETENTION_DAYS
     every_seconds: float = 3600.0  # TUNER_MODEL_RETENTION_INTERVAL_SECONDS
     max_per_pass: int = 1000
+    history_days: float = 90.0  # TUNER_HISTORY_RETENTION_DAYS; 0: failed jobs and sweeps kept
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> RetentionPolicy:
@@ -47,6 +53,7 @@ class RetentionPolicy:
             per_user=settings.integer(env, "TUNER_MODELS_PER_USER", 20, minimum=0),
             days=settings.number(env, "TUNER_MODEL_RETENTION_DAYS", 30.0, positive=False),
             every_seconds=settings.number(env, "TUNER_MODEL_RETENTION_INTERVAL_SECONDS", 3600.0),
+            history_days=settings.number(env, "TUNER_HISTORY_RETENTION_DAYS", 90.0, positive=False),
         )
 
     def describe(self) -> str:
@@ -70,10 +77,17 @@ class Pass:
 class Retention:
     """Every `every_seconds`, one pass over the models that are due (see `sweep`)."""
 
-    def __init__(self, store: JobStore, js: JetStreamContext, policy: RetentionPolicy) -> None:
+    def __init__(
+        self,
+        store: JobStore,
+        js: JetStreamContext,
+        policy: RetentionPolicy,
+        sweeps: SweepStore | None = None,
+    ) -> None:
         self._store = store
         self._js = js
         self._policy = policy
+        self._sweeps = sweeps
         # A kept model is looked at again a day later (sooner when models live less long):
         # then one that left the leaderboard, or its owner's last jobs, expires.
         span = timedelta(days=min(policy.days, 1.0))
@@ -88,8 +102,11 @@ class Retention:
                         "model retention: %d deleted, %d kept, %d left for the next pass",
                         len(done.deleted), len(done.kept), done.left,
                     )  # fmt: skip
+                jobs, sweeps = await self.expire_history()
+                if jobs or sweeps:
+                    log.info("history retention: %d jobs and %d sweeps deleted", jobs, sweeps)
             except OUTAGES as error:
-                log.warning("model retention: %r", error)
+                log.warning("retention: %r", error)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stopping.wait(), timeout=self._policy.every_seconds)
 
@@ -129,6 +146,29 @@ class Retention:
             log.info("job %s: model deleted (ended %s)", job_id, doc["end_time"])
             done.deleted.append(job_id)
         return done
+
+    async def expire_history(self, at: datetime | None = None) -> tuple[int, int]:
+        """Delete the FAILED and CANCELLED jobs and the ended sweeps last changed more than
+        `history_days` before `at`, `max_per_pass` at a time until none is left; the numbers
+        of (jobs, sweeps) deleted. O(what is deleted), through (state, update_time) indexes."""
+        if not self._policy.history_days:
+            return 0, 0
+        before = (at or now()) - timedelta(days=self._policy.history_days)
+        jobs = await self._delete_all(self._store.delete_ended, before)
+        sweeps = 0 if self._sweeps is None else await self._delete_all(
+            self._sweeps.delete_ended, before
+        )  # fmt: skip
+        return jobs, sweeps
+
+    async def _delete_all(
+        self, delete: Callable[[datetime, int], Awaitable[int]], before: datetime
+    ) -> int:
+        total = 0
+        while True:
+            deleted = await delete(before, self._policy.max_per_pass)
+            total += deleted
+            if deleted < self._policy.max_per_pass:
+                return total
 
     async def _bucket(self) -> ObjectStore | None:
         """None when no trainer made the bucket yet: then there is nothing to delete."""

@@ -15,6 +15,8 @@ from store import pages
 from store.documents import Document, now
 from tuner.core.states import (
     ACTIVE,
+    CANCELLED,
+    FAILED,
     QUEUED,
     RERUNNABLE,
     RUNNING,
@@ -167,6 +169,20 @@ class JobStore:
         except DuplicateKeyError:
             return False
         return True
+
+    async def delete_ended(self, before: datetime, limit: int) -> int:
+        """Delete up to `limit` FAILED or CANCELLED jobs last changed before `before`; the
+        number deleted. A job requeued since it was read is not: the filter is asked again."""
+        deleted = 0
+        for state in (FAILED, CANCELLED):
+            due = {"state": name(state), "update_time": {"$lt": before}}
+            found = await self.jobs.find(due, {"_id": 1}).limit(limit - deleted).to_list()
+            if found:
+                ids = [d["_id"] for d in found]
+                deleted += (await self.jobs.delete_many({**due, "_id": {"$in": ids}})).deleted_count
+            if deleted >= limit:
+                break
+        return deleted
 
     async def insert_many(self, docs: list[Document]) -> int:
         """Store jobs that are not stored yet (an import, a benchmark's history), numbered in

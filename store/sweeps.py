@@ -30,6 +30,7 @@ class SweepStore:
     async def ensure_indexes(self) -> None:
         await self.sweeps.create_index([("owner", ASCENDING), (pages.FIELD, DESCENDING)])
         await self.sweeps.create_index([("state", ASCENDING), ("lease_until", ASCENDING)])
+        await self.sweeps.create_index([("state", ASCENDING), ("update_time", ASCENDING)])
         if await self.migrations.find_one({"_id": _NUMBERS_MIGRATION}) is None:
             await pages.number_old(self.sweeps, self.numbers)
             await self.migrations.update_one(
@@ -43,6 +44,20 @@ class SweepStore:
         if pages.FIELD not in doc:
             doc[pages.FIELD] = await self.numbers.next(doc["owner"])
         await self.sweeps.insert_one(doc)
+
+    async def delete_ended(self, before: datetime, limit: int) -> int:
+        """Delete up to `limit` ended sweeps last changed before `before`; the number deleted."""
+        deleted = 0
+        for state in (states.SWEEP_SUCCEEDED, states.SWEEP_CANCELLED):
+            due = {"state": states.sweep_name(state), "update_time": {"$lt": before}}
+            found = await self.sweeps.find(due, {"_id": 1}).limit(limit - deleted).to_list()
+            if found:
+                ids = [d["_id"] for d in found]
+                result = await self.sweeps.delete_many({**due, "_id": {"$in": ids}})
+                deleted += result.deleted_count
+            if deleted >= limit:
+                break
+        return deleted
 
     async def get(self, sweep_id: str) -> Document | None:
         return await self.sweeps.find_one({"_id": sweep_id})

@@ -93,7 +93,7 @@ async def stored_job(
             "device": device,
         }
     if state in states.TERMINAL:
-        changes["end_time"] = ended or now()
+        changes["end_time"] = changes["update_time"] = ended or now()
         changes["error"] = "" if state == states.SUCCEEDED else "it broke"
     if changes:
         await store.jobs.update_one(

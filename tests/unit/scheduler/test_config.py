@@ -48,6 +48,7 @@ def test_every_setting_is_read() -> None:
             "TUNER_MODELS_PER_USER": "0",
             "TUNER_MODEL_RETENTION_DAYS": "0.5",
             "TUNER_MODEL_RETENTION_INTERVAL_SECONDS": "60",
+            "TUNER_HISTORY_RETENTION_DAYS": "0",
         }
     )
     assert config.listen == "0.0.0.0:6000"
@@ -58,7 +59,9 @@ def test_every_setting_is_read() -> None:
     assert config.nats_ca_file == "/ca.pem"
     assert (config.tls_cert_file, config.tls_key_file) == ("/cert.pem", "/key.pem")
     assert config.tokens == {"alice-token-0123456789": "alice"}
-    assert config.retention == RetentionPolicy(per_user=0, days=0.5, every_seconds=60.0)
+    assert config.retention == RetentionPolicy(
+        per_user=0, days=0.5, every_seconds=60.0, history_days=0.0
+    )
 
 
 def test_tokens_come_from_a_file_too(tmp_path: Path) -> None:
@@ -89,6 +92,12 @@ BAD = [
         "TUNER_MODEL_RETENTION_INTERVAL_SECONDS",
         "0",
         "TUNER_MODEL_RETENTION_INTERVAL_SECONDS: must be a positive number, got '0'",
+    ),
+    ("TUNER_HISTORY_RETENTION_DAYS", "-1", "TUNER_HISTORY_RETENTION_DAYS: must be a number of 0"),
+    (
+        "TUNER_HISTORY_RETENTION_DAYS",
+        "3",
+        "TUNER_HISTORY_RETENTION_DAYS: must be 0 or cover TUNER_EVENTS_MAX_AGE_SECONDS (7 days)",
     ),
 ]
 

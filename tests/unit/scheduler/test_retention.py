@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from nats.js.errors import ObjectNotFoundError
@@ -14,10 +14,12 @@ from nats.js.object_store import ObjectStore
 from scheduler.retention import Retention, RetentionPolicy
 from store.documents import Document, now
 from store.jobs import JobStore
+from store.sweeps import SweepStore, new_sweep
 from tests.support.hyperparameters import mlp
 from tests.support.models import fresh_bucket, no_bucket, stored_job
 from tests.support.servers import Nats
 from tuner.core import states, streams
+from tuner.v1 import sweep_pb2
 
 DAY = timedelta(days=1)
 
@@ -151,3 +153,55 @@ async def test_the_loop_runs_every_interval_until_stopped(store: JobStore, nats:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(loop, timeout=5)
     assert loop.done()
+
+
+async def ended_sweep(sweeps: SweepStore, sweep_id: str, state: int, at: datetime) -> None:
+    await sweeps.insert(new_sweep(sweep_id, sweep_pb2.SweepSpec(name=sweep_id), "alice"))
+    if state != states.SWEEP_RUNNING:
+        assert await sweeps.finish(sweep_id, state)
+    await sweeps.sweeps.update_one({"_id": sweep_id}, {"$set": {"update_time": at}})
+
+
+async def test_failed_and_cancelled_jobs_and_ended_sweeps_go_after_the_history_days(
+    store: JobStore, nats: Nats
+) -> None:
+    t = now()
+    sweeps = SweepStore(store.client, store.jobs.database.name)
+    await sweeps.ensure_indexes()
+    policy = RetentionPolicy(history_days=90, max_per_pass=2)  # a pass goes on past its batch
+
+    async def job(seed: int, state: int, days: int) -> str:
+        return str((await stored_job(store, mlp(seed), state, ended=t - days * DAY))["_id"])
+
+    gone = [await job(9101, states.FAILED, 91), await job(9102, states.CANCELLED, 120)]
+    gone += [await job(9103, states.FAILED, 200), await job(9104, states.CANCELLED, 95)]
+    kept = [await job(9105, states.FAILED, 89), await job(9106, states.SUCCEEDED, 300)]
+    kept += [await job(9107, states.QUEUED, 0), await job(9108, states.CANCELLED, 1)]
+    for sweep_id, state, days in [
+        ("old-done", states.SWEEP_SUCCEEDED, 100),
+        ("old-cancelled", states.SWEEP_CANCELLED, 91),
+        ("young-done", states.SWEEP_SUCCEEDED, 10),
+        ("old-running", states.SWEEP_RUNNING, 100),  # a sweep runs until it ends
+    ]:
+        await ended_sweep(sweeps, sweep_id, state, t - days * DAY)
+
+    retention = Retention(store, nats.js, policy, sweeps)
+    assert await retention.expire_history(at=t) == (4, 2)
+
+    for job_id in gone:
+        assert await store.get(job_id) is None
+    for job_id in kept:
+        assert await store.get(job_id) is not None
+    left = {d["_id"] for d in await sweeps.sweeps.find({}, {"_id": 1}).to_list()}
+    assert left == {"young-done", "old-running"}
+    assert await retention.expire_history(at=t) == (0, 0)
+    # Kept forever at 0; a job requeued is young again.
+    assert await Retention(store, nats.js, RetentionPolicy(history_days=0), sweeps).expire_history(
+        at=t + 1000 * DAY
+    ) == (0, 0)
+    young = kept[0]
+    doc = await store.get(young)
+    assert doc is not None and await store.requeue(young, doc["run"], "alice")
+    # 91 days after its failure by then, but queued again the day before.
+    assert await retention.expire_history(at=t + 2 * DAY) == (0, 0)
+    assert await store.get(young) is not None
