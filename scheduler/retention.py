@@ -82,7 +82,7 @@ class Retention:
         store: JobStore,
         js: JetStreamContext,
         policy: RetentionPolicy,
-        sweeps: SweepStore | None = None,
+        sweeps: SweepStore,
     ) -> None:
         self._store = store
         self._js = js
@@ -155,9 +155,7 @@ class Retention:
             return 0, 0
         before = (at or now()) - timedelta(days=self._policy.history_days)
         jobs = await self._delete_all(self._store.delete_ended, before)
-        sweeps = 0 if self._sweeps is None else await self._delete_all(
-            self._sweeps.delete_ended, before
-        )  # fmt: skip
+        sweeps = await self._delete_all(self._sweeps.delete_ended, before)
         return jobs, sweeps
 
     async def _delete_all(

@@ -11,7 +11,7 @@ import pymongo
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, WriteConcern
 from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
 
-from store import pages
+from store import housekeeping, pages
 from store.documents import Document, now
 from tuner.core.states import (
     ACTIVE,
@@ -115,15 +115,13 @@ class JobStore:
         new boards are built from `jobs` (`rank_all`). It is idempotent: schedulers that start
         together may both run it.
         """
-        if await self.migrations.find_one({"_id": _BOARDS_MIGRATION}) is not None:
-            return
+        await housekeeping.once(self.migrations, _BOARDS_MIGRATION, self._rebuild_leaderboards)
+
+    async def _rebuild_leaderboards(self) -> None:
         await self.rank_all()
         await self.leaderboard.delete_many({"board": {"$exists": False}})
         with contextlib.suppress(OperationFailure):
             await self.leaderboard.drop_index(_MIXED_INDEX)
-        await self.migrations.update_one(
-            {"_id": _BOARDS_MIGRATION}, {"$set": {"done": now()}}, upsert=True
-        )
 
     async def rank_all(self) -> None:
         """Rank the best SUCCEEDED jobs of every board from one walk of them all (a few fields
@@ -152,11 +150,8 @@ class JobStore:
 
     async def number_old_jobs(self) -> None:
         """Once per database: number the jobs stored before jobs had numbers (store/pages.py)."""
-        if await self.migrations.find_one({"_id": _NUMBERS_MIGRATION}) is not None:
-            return
-        await pages.number_old(self.jobs, self.numbers)
-        await self.migrations.update_one(
-            {"_id": _NUMBERS_MIGRATION}, {"$set": {"done": now()}}, upsert=True
+        await housekeeping.once(
+            self.migrations, _NUMBERS_MIGRATION, lambda: pages.number_old(self.jobs, self.numbers)
         )
 
     async def insert(self, doc: Document) -> bool:
@@ -173,16 +168,8 @@ class JobStore:
     async def delete_ended(self, before: datetime, limit: int) -> int:
         """Delete up to `limit` FAILED or CANCELLED jobs last changed before `before`; the
         number deleted. A job requeued since it was read is not: the filter is asked again."""
-        deleted = 0
-        for state in (FAILED, CANCELLED):
-            due = {"state": name(state), "update_time": {"$lt": before}}
-            found = await self.jobs.find(due, {"_id": 1}).limit(limit - deleted).to_list()
-            if found:
-                ids = [d["_id"] for d in found]
-                deleted += (await self.jobs.delete_many({**due, "_id": {"$in": ids}})).deleted_count
-            if deleted >= limit:
-                break
-        return deleted
+        ended = (name(FAILED), name(CANCELLED))
+        return await housekeeping.delete_due(self.jobs, ended, before, limit)
 
     async def insert_many(self, docs: list[Document]) -> int:
         """Store jobs that are not stored yet (an import, a benchmark's history), numbered in
@@ -361,7 +348,7 @@ class JobStore:
         SecantusDB reads every document a filter matches, limit or not, so a FINISHED state of
         a long history is counted by ranges of `update_time` back from now, through the
         (state, update_time) index: each as wide as the density counted so far says the rest
-        needs, with a quarter more (eight times as wide while it counted none). It reads
+        needs (`pages.further`; eight times as wide while it counted none). It reads
         about `at_most` documents, not the whole history.
         """
         counted = 0
@@ -375,11 +362,10 @@ class JobStore:
             counted += len(await self.jobs.find(query, {"_id": 1}).to_list())
             if low <= _EARLIEST:
                 break
-            high, spanned = low, now() - low
-            low = high - (
-                spanned * 8 if not counted else spanned * ((at_most - counted) / counted * 1.25)
-            )
-            low = max(low, _EARLIEST)
+            high, spanned = low, (now() - low).total_seconds()
+            back = spanned * 8 if not counted else pages.further(spanned, at_most, counted)
+            # A few old jobs can say the rest lies before year 1: stop at the earliest.
+            low = high - timedelta(seconds=min(back, (high - _EARLIEST).total_seconds()))
         return min(counted, at_most)
 
     async def undispatched(self, older_than: datetime) -> list[Document]:

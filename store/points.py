@@ -20,7 +20,8 @@ from collections.abc import Callable, Iterable
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
-from store.documents import Document, now
+from store import housekeeping
+from store.documents import Document
 from store.jobs import JobStore
 from tuner.core.states import SUCCEEDED, name
 
@@ -119,8 +120,10 @@ async def migrate(store: JobStore) -> None:
     """Once per database: file the points of the SUCCEEDED jobs from before the points, a
     chunk's worth at a time in the order they ended (a job filed meanwhile is filed twice,
     and read once)."""
-    if await store.migrations.find_one({"_id": MIGRATION}) is not None:
-        return
+    await housekeeping.once(store.migrations, MIGRATION, lambda: _file_unfiled(store))
+
+
+async def _file_unfiled(store: JobStore) -> None:
     unfiled = {"state": name(SUCCEEDED), "result": {"$ne": None}}
     fields = {"end_time": 1, "hyperparameters": 1, "result.test_accuracy": 1}
     docs = await store.jobs.find(unfiled, fields).to_list()
@@ -132,7 +135,6 @@ async def migrate(store: JobStore) -> None:
         for first in range(0, len(jobs), CHUNK_SIZE):
             batch = jobs[first : first + CHUNK_SIZE]
             await _into_chunk(store, dataset, await _reserve_chunk(store, dataset), batch)
-    await store.migrations.update_one({"_id": MIGRATION}, {"$set": {"done": now()}}, upsert=True)
 
 
 async def _reserve_chunk(store: JobStore, dataset: str) -> int:

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, WriteConcern
 from pymongo.errors import OperationFailure
 
-from store import pages
+from store import housekeeping, pages
 from store.documents import Document, hyperparameters_from, now
 from tuner.core import states
 from tuner.v1 import sweep_pb2
@@ -31,11 +31,9 @@ class SweepStore:
         await self.sweeps.create_index([("owner", ASCENDING), (pages.FIELD, DESCENDING)])
         await self.sweeps.create_index([("state", ASCENDING), ("lease_until", ASCENDING)])
         await self.sweeps.create_index([("state", ASCENDING), ("update_time", ASCENDING)])
-        if await self.migrations.find_one({"_id": _NUMBERS_MIGRATION}) is None:
-            await pages.number_old(self.sweeps, self.numbers)
-            await self.migrations.update_one(
-                {"_id": _NUMBERS_MIGRATION}, {"$set": {"done": now()}}, upsert=True
-            )
+        await housekeeping.once(
+            self.migrations, _NUMBERS_MIGRATION, lambda: pages.number_old(self.sweeps, self.numbers)
+        )
         with contextlib.suppress(OperationFailure):
             await self.sweeps.drop_index("owner_1_create_time_-1")
 
@@ -47,17 +45,8 @@ class SweepStore:
 
     async def delete_ended(self, before: datetime, limit: int) -> int:
         """Delete up to `limit` ended sweeps last changed before `before`; the number deleted."""
-        deleted = 0
-        for state in (states.SWEEP_SUCCEEDED, states.SWEEP_CANCELLED):
-            due = {"state": states.sweep_name(state), "update_time": {"$lt": before}}
-            found = await self.sweeps.find(due, {"_id": 1}).limit(limit - deleted).to_list()
-            if found:
-                ids = [d["_id"] for d in found]
-                result = await self.sweeps.delete_many({**due, "_id": {"$in": ids}})
-                deleted += result.deleted_count
-            if deleted >= limit:
-                break
-        return deleted
+        ended = [states.sweep_name(s) for s in (states.SWEEP_SUCCEEDED, states.SWEEP_CANCELLED)]
+        return await housekeeping.delete_due(self.sweeps, ended, before, limit)
 
     async def get(self, sweep_id: str) -> Document | None:
         return await self.sweeps.find_one({"_id": sweep_id})

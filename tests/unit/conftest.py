@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from store.jobs import JobStore
+from store.sweeps import SweepStore
 from tests.support.servers import Nats, fresh_streams
 from tuner.core import streams
 
@@ -21,6 +22,14 @@ async def store(mongo_uri: str) -> AsyncIterator[JobStore]:
         yield s
     finally:
         await s.close()
+
+
+@pytest.fixture
+async def sweeps(store: JobStore) -> SweepStore:
+    """A SweepStore on the store's database."""
+    s = SweepStore(store.client, store.jobs.database.name)
+    await s.ensure_indexes()
+    return s
 
 
 @pytest.fixture

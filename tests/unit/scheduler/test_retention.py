@@ -49,7 +49,7 @@ async def present(bucket: ObjectStore, names: list[str]) -> list[bool]:
 
 
 async def test_old_models_go_unless_on_the_leaderboard_or_among_the_owners_last(
-    store: JobStore, nats: Nats
+    store: JobStore, sweeps: SweepStore, nats: Nats
 ) -> None:
     t = now()
     bucket = await fresh_bucket(nats.js)
@@ -70,7 +70,7 @@ async def test_old_models_go_unless_on_the_leaderboard_or_among_the_owners_last(
         for doc in (leader, a2, a3, a4, a5, bob)
     }
 
-    done = await Retention(store, nats.js, policy).sweep(at=t)
+    done = await Retention(store, nats.js, policy, sweeps).sweep(at=t)
 
     assert sorted(done.deleted) == sorted([a2["_id"], a3["_id"]])
     assert sorted(done.kept) == sorted([leader["_id"], a4["_id"], bob["_id"]])
@@ -87,13 +87,13 @@ async def test_old_models_go_unless_on_the_leaderboard_or_among_the_owners_last(
         assert stored is not None and stored["model_review"] == t + DAY, "looked at again later"
     assert (await store.get(a5["_id"]) or {})["model_review"] is None, "not due yet"
 
-    again = await Retention(store, nats.js, policy).sweep(at=t + timedelta(hours=1))
+    again = await Retention(store, nats.js, policy, sweeps).sweep(at=t + timedelta(hours=1))
     assert (again.deleted, again.kept, again.left) == ([], [], 0), "nothing due: nothing read"
 
     # Two more of alice's succeed: the 37-day-old one is no longer among her last two.
     await stored_job(store, mlp(9008), ended=t, ranked=False)
     await stored_job(store, mlp(9009), ended=t, ranked=False)
-    later = await Retention(store, nats.js, policy).sweep(at=t + 2 * DAY)
+    later = await Retention(store, nats.js, policy, sweeps).sweep(at=t + 2 * DAY)
     assert later.deleted == [a4["_id"]]
     assert sorted(later.kept) == sorted([leader["_id"], bob["_id"]])
     assert await present(bucket, objects[a4["_id"]]) == [False] * 3
@@ -101,7 +101,7 @@ async def test_old_models_go_unless_on_the_leaderboard_or_among_the_owners_last(
 
 
 async def test_a_pass_deletes_at_most_its_share_and_leaves_the_rest(
-    store: JobStore, nats: Nats
+    store: JobStore, sweeps: SweepStore, nats: Nats
 ) -> None:
     t = now()
     bucket = await fresh_bucket(nats.js)
@@ -111,7 +111,7 @@ async def test_a_pass_deletes_at_most_its_share_and_leaves_the_rest(
     ]
     for doc in docs:
         await with_objects(bucket, doc)
-    retention = Retention(store, nats.js, policy)
+    retention = Retention(store, nats.js, policy, sweeps)
 
     first = await retention.sweep(at=t)
     second = await retention.sweep(at=t)
@@ -122,24 +122,26 @@ async def test_a_pass_deletes_at_most_its_share_and_leaves_the_rest(
 
 
 async def test_without_a_bucket_the_expired_are_marked_all_the_same(
-    store: JobStore, nats: Nats
+    store: JobStore, sweeps: SweepStore, nats: Nats
 ) -> None:
     t = now()
     await no_bucket(nats.js)
     doc = await stored_job(store, mlp(9200), ended=t - 31 * DAY, ranked=False, owner="dora")
     await stored_job(store, mlp(9201), ended=t, ranked=False, owner="dora")
 
-    done = await Retention(store, nats.js, RetentionPolicy(per_user=1)).sweep(at=t)
+    done = await Retention(store, nats.js, RetentionPolicy(per_user=1), sweeps).sweep(at=t)
 
     assert done.deleted == [doc["_id"]]
     assert (await store.get(doc["_id"]) or {})["model_deleted"] == t
 
 
-async def test_the_loop_runs_every_interval_until_stopped(store: JobStore, nats: Nats) -> None:
+async def test_the_loop_runs_every_interval_until_stopped(
+    store: JobStore, sweeps: SweepStore, nats: Nats
+) -> None:
     bucket = await fresh_bucket(nats.js)
     policy = RetentionPolicy(per_user=0, days=0, every_seconds=0.05)
     stopping = asyncio.Event()
-    loop = asyncio.create_task(Retention(store, nats.js, policy).run(stopping))
+    loop = asyncio.create_task(Retention(store, nats.js, policy, sweeps).run(stopping))
     try:
         doc = await stored_job(store, mlp(9300), ranked=False)
         names = await with_objects(bucket, doc)
@@ -163,11 +165,9 @@ async def ended_sweep(sweeps: SweepStore, sweep_id: str, state: int, at: datetim
 
 
 async def test_failed_and_cancelled_jobs_and_ended_sweeps_go_after_the_history_days(
-    store: JobStore, nats: Nats
+    store: JobStore, sweeps: SweepStore, nats: Nats
 ) -> None:
     t = now()
-    sweeps = SweepStore(store.client, store.jobs.database.name)
-    await sweeps.ensure_indexes()
     policy = RetentionPolicy(history_days=90, max_per_pass=2)  # a pass goes on past its batch
 
     async def job(seed: int, state: int, days: int) -> str:

@@ -162,9 +162,7 @@ async def test_a_page_reads_about_its_own_documents_however_long_the_history(
         assert returned <= read <= most, (states, below, read)
 
 
-async def test_an_owners_newest_sweeps_come_first(store: JobStore) -> None:
-    sweeps = SweepStore(store.client, store.jobs.database.name)
-    await sweeps.ensure_indexes()
+async def test_an_owners_newest_sweeps_come_first(sweeps: SweepStore) -> None:
     for n in range(5):
         await sweeps.insert(new_sweep(f"s{n}", sweep_pb2.SweepSpec(), "alice" if n != 2 else "bob"))
     assert [d["_id"] for d in await sweeps.list_owned("alice", 3)] == ["s4", "s3", "s1"]
@@ -225,3 +223,14 @@ async def test_a_state_of_a_long_history_is_counted_up_to_a_limit_reading_about_
         assert await store.count_in_state(state, at_most) == count
         read = await documents_read(store, finds.commands)
         assert count <= read <= most, (state, at_most, read)
+
+
+async def test_a_lone_old_job_is_counted_under_a_high_limit(store: JobStore) -> None:
+    # Found only once the ranges reach back months, one job says the rest lies thousands of
+    # years further back: the next range stops at the earliest time instead.
+    [job] = await store_jobs(store, range(1700, 1701))
+    assert await store.transition(job, 1, FAILED, {"attempts": 1})
+    await store.jobs.update_one(
+        {"_id": job}, {"$set": {"update_time": now() - timedelta(days=100)}}
+    )
+    assert await store.count_in_state(FAILED, 10_000) == 1
