@@ -7,7 +7,15 @@ import re
 import pytest
 
 from scheduler.sweeps.pruning import asha_stops, median_stops, rungs, should_stop
-from scheduler.sweeps.search import Finished, budget, check_spec, grid, next_point
+from scheduler.sweeps.search import (
+    Finished,
+    budget,
+    check_spec,
+    cost,
+    grid,
+    next_point,
+    random_point,
+)
 from tuner.core.hyperparameters import FieldError, normalized
 from tuner.sweep_spec import SpecError, parse
 from tuner.v1 import job_pb2, sweep_pb2
@@ -26,6 +34,20 @@ def spec(strategy: str, trials: int = 10, extra: str = "") -> sweep_pb2.SweepSpe
     return parse(f"strategy: {strategy}\nmax_trials: {trials}\nsampler_seed: 3\n{extra}{SPACE}")
 
 
+def asked(
+    s: sweep_pb2.SweepSpec, count: int, before: list[job_pb2.Hyperparameters] | None = None
+) -> list[job_pb2.Hyperparameters]:
+    """`count` trials asked one after another, as a driver does, after the trials `before`."""
+    points = list(before or [])
+    for number in range(len(points), len(points) + count):
+        points.append(next_point(s, number, [], points))
+    return points[len(before or []) :]
+
+
+def keys(points: list[job_pb2.Hyperparameters]) -> list[bytes]:
+    return sorted(normalized(p).SerializeToString() for p in points)
+
+
 def test_a_grid_is_every_combination_once() -> None:
     points = grid(spec("grid").space)
     assert len(points) == 4 * 2 * 2
@@ -34,13 +56,14 @@ def test_a_grid_is_every_combination_once() -> None:
     assert len({p.SerializeToString() for p in points}) == len(points)
     assert budget(spec("grid", trials=100)) == 16
     assert budget(spec("grid", trials=5)) == 5
-    assert [next_point(spec("grid"), i, []) for i in range(16)] == points
+    assert keys(asked(spec("grid", trials=100), 16)) == keys(points)
 
 
 def test_random_points_stay_in_the_space_and_repeat_for_a_seed() -> None:
-    s = spec("random")
-    points = [next_point(s, i, []) for i in range(50)]
-    assert points == [next_point(s, i, []) for i in range(50)], "a restart draws the same"
+    s = spec("random", trials=50)
+    points = asked(s, 50)
+    assert points == asked(s, 50), "a restart draws the same"
+    assert keys(points) == keys([random_point(s, n) for n in range(50)])
     for p in points:
         normalized(p)
         assert 0.0001 <= p.learning_rate <= 0.1
@@ -48,9 +71,26 @@ def test_random_points_stay_in_the_space_and_repeat_for_a_seed() -> None:
     assert len({p.learning_rate for p in points}) == 50
 
 
+@pytest.mark.parametrize("strategy", ["grid", "random"])
+def test_the_costliest_trials_go_first_and_a_sweep_begun_in_draw_order_runs_the_rest(
+    strategy: str,
+) -> None:
+    s = spec(strategy, trials=12)
+    drawn = grid(s.space)[:12] if strategy == "grid" else [random_point(s, n) for n in range(12)]
+    points = asked(s, 12)
+    assert [cost(p) for p in points] == sorted((cost(p) for p in drawn), reverse=True)
+    assert points[0].model == job_pb2.MODEL_CNN and points[0].batch_size == 64
+    assert keys(points) == keys(drawn)
+    # Five trials stored in draw order (an older scheduler): the rest are the other seven.
+    rest = asked(s, 7, before=drawn[:5])
+    assert keys(drawn[:5] + rest) == keys(drawn)
+    with pytest.raises(IndexError):
+        next_point(s, 12, [Finished(p, 0.9) for p in points])
+
+
 def test_tpe_learns_from_finished_trials() -> None:
     s = spec("tpe")
-    first = [next_point(s, i, []) for i in range(10)]
+    first = [next_point(s, i, []) for i in range(10)]  # TPE's first are random draws
     # a toy objective: lower learning rates are better
     finished = [Finished(p, 1 - p.learning_rate * 5) for p in first]
     suggested = [next_point(s, 10 + i, finished) for i in range(10)]
