@@ -6,6 +6,8 @@ order; the attempt number is the fence:
 - Every report of attempt A first makes sure attempt A is the one running ("begin"): one
   conditional write moves the job to RUNNING with attempts=A if it was queued or ran an
   older attempt. Whichever of A's reports is handled first does it; the others find it done.
+  A replica that has read attempt A (or a later one) recorded for the run skips that write
+  for A's later reports: attempts only grow within a run, so it could never match again.
 - An epoch is appended only to attempt A's running record, once (filtered on its number),
   kept sorted by epoch.
 - A success carries all of its attempt's epochs and writes them with the result, so a
@@ -40,6 +42,7 @@ from tuner.v1 import event_pb2
 log = logging.getLogger(__name__)
 
 REPORTS = ("started", "epoch_completed", "succeeded", "failed")
+BEGUN_KEPT = 10_000  # runs whose begun attempt a recorder remembers
 
 
 class Recorder:
@@ -56,6 +59,8 @@ class Recorder:
         self._store = store
         self._dispatcher = dispatcher
         self._metrics = metrics or Metrics()
+        # (job id, run) -> the highest attempt read as begun, oldest first; see the docstring.
+        self._begun: dict[tuple[str, int], int] = {}
 
     async def run(self, stopping: asyncio.Event) -> None:
         await consume(
@@ -91,6 +96,8 @@ class Recorder:
         kind = event.WhichOneof("kind")
         if kind == "failed":
             await self._failed(event)
+        elif kind == "succeeded" and self._has_begun(event):
+            await self._succeeded(event)
         elif kind in REPORTS:
             doc = await self._begin(event)
             if doc is None:
@@ -109,7 +116,7 @@ class Recorder:
             "progress": None,
             "trainer": event.started.trainer if event.HasField("started") else "",
         }
-        moved = await self._store.transition(
+        moved = not self._has_begun(event) and await self._store.transition(
             event.job_id, event.run, RUNNING, changes, attempt=event.attempt - 1
         )
         if not moved and event.HasField("started"):
@@ -120,6 +127,8 @@ class Recorder:
         doc = await self._store.get(event.job_id)
         if doc is None or doc["run"] != event.run:
             return None
+        if doc["attempts"] >= event.attempt:
+            self._remember_begun(event.job_id, event.run, event.attempt)
         if moved:
             log.info(
                 "job %s run %d attempt %d started on %s",
@@ -132,6 +141,19 @@ class Recorder:
             log.info("job %s reported after its cancel: telling its trainer again", doc["_id"])
             await self._dispatcher.withdraw(doc)
         return doc
+
+    def _has_begun(self, event: event_pb2.JobEvent) -> bool:
+        """Read before as running this attempt or a later one (never a started report: that
+        one also names the trainer)."""
+        if event.HasField("started"):
+            return False
+        return self._begun.get((event.job_id, event.run), 0) >= event.attempt
+
+    def _remember_begun(self, job_id: str, run: int, attempt: int) -> None:
+        key = (job_id, run)
+        self._begun[key] = max(attempt, self._begun.pop(key, 0))
+        if len(self._begun) > BEGUN_KEPT:
+            del self._begun[next(iter(self._begun))]
 
     async def _epoch(self, event: event_pb2.JobEvent, doc: Document) -> None:
         m = event.epoch_completed

@@ -10,12 +10,14 @@ from dataclasses import dataclass
 
 import pytest
 from nats.aio.client import Client
+from pymongo import AsyncMongoClient
+from pymongo.monitoring import CommandListener, CommandStartedEvent
 
 from scheduler.dispatch import Dispatcher
 from scheduler.fanout import replay
 from scheduler.recorder import Recorder
 from store import points
-from store.documents import job_from, new_job
+from store.documents import Document, job_from, new_job
 from store.jobs import JobStore
 from tests.support.servers import Nats
 from tuner.core import states, streams
@@ -143,6 +145,50 @@ async def test_two_replicas_recording_one_job_at_once(parts: Parts) -> None:
             )
         )
         await assert_succeeded_once(parts, jid)
+
+
+class Begins(CommandListener):
+    """The writes that begin an attempt: updates to RUNNING fenced on an older attempt."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def started(self, event: CommandStartedEvent) -> None:
+        if event.command_name == "update":
+            for update in event.command["updates"]:
+                fence = update["q"].get("attempts", {})
+                if update["u"].get("$set", {}).get("state") == "RUNNING" and "$lte" in fence:
+                    self.count += 1
+
+    def succeeded(self, event: object) -> None:
+        pass
+
+    def failed(self, event: object) -> None:
+        pass
+
+
+async def test_an_attempt_once_read_as_begun_is_not_begun_again(mongo_uri: str, nats: Nats) -> None:
+    begins = Begins()
+    client: AsyncMongoClient[Document] = AsyncMongoClient(
+        mongo_uri, tz_aware=True, event_listeners=[begins]
+    )
+    store = JobStore(client, f"test_{uuid.uuid4().hex[:12]}")
+    await store.ensure_indexes()
+    try:
+        dispatcher = Dispatcher(nats.nc, nats.js, store)
+        parts = Parts(nats.nc, store, dispatcher, Recorder(nats.js, store, dispatcher))
+        jid = await queued_job(store)
+        for event in reports(jid):
+            await parts.recorder.apply(event)
+        await assert_succeeded_once(parts, jid)
+        assert begins.count == 1, "the started report begins it; the others know"
+        # Another replica that has not read it begins again, as before: a write that misses.
+        other = Recorder(nats.js, store, dispatcher)
+        await other.apply(reports(jid)[1])
+        assert begins.count == 2
+        await assert_succeeded_once(parts, jid)
+    finally:
+        await store.close()
 
 
 async def test_a_redelivered_success_is_recorded_and_announced_once(parts: Parts) -> None:
