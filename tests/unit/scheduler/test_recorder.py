@@ -10,16 +10,16 @@ from dataclasses import dataclass
 
 import pytest
 from nats.aio.client import Client
-from pymongo import AsyncMongoClient
 from pymongo.monitoring import CommandListener, CommandStartedEvent
 
 from scheduler.dispatch import Dispatcher
 from scheduler.fanout import replay
 from scheduler.recorder import Recorder
 from store import points
-from store.documents import Document, job_from, new_job
+from store.documents import job_from, new_job
 from store.jobs import JobStore
 from tests.support.servers import Nats
+from tests.support.stores import listened_store
 from tuner.core import states, streams
 from tuner.core.hyperparameters import canonical_key, job_id, normalized
 from tuner.v1 import event_pb2, job_pb2
@@ -169,12 +169,7 @@ class Begins(CommandListener):
 
 async def test_an_attempt_once_read_as_begun_is_not_begun_again(mongo_uri: str, nats: Nats) -> None:
     begins = Begins()
-    client: AsyncMongoClient[Document] = AsyncMongoClient(
-        mongo_uri, tz_aware=True, event_listeners=[begins]
-    )
-    store = JobStore(client, f"test_{uuid.uuid4().hex[:12]}")
-    await store.ensure_indexes()
-    try:
+    async with listened_store(mongo_uri, begins) as store:
         dispatcher = Dispatcher(nats.nc, nats.js, store)
         parts = Parts(nats.nc, store, dispatcher, Recorder(nats.js, store, dispatcher))
         jid = await queued_job(store)
@@ -187,8 +182,6 @@ async def test_an_attempt_once_read_as_begun_is_not_begun_again(mongo_uri: str, 
         await other.apply(reports(jid)[1])
         assert begins.count == 2
         await assert_succeeded_once(parts, jid)
-    finally:
-        await store.close()
 
 
 async def test_a_redelivered_success_is_recorded_and_announced_once(parts: Parts) -> None:

@@ -3,20 +3,19 @@ order, state filters, stability while jobs are added, and how many documents a p
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
-from pymongo import AsyncMongoClient
 from pymongo.monitoring import CommandListener, CommandStartedEvent
 
 from store import pages
-from store.documents import Document, now
+from store.documents import now
 from store.jobs import JobStore
 from store.sweeps import SweepStore, new_sweep
 from tests.support.documents import job_doc
+from tests.support.stores import listened_store
 from tuner.core.states import CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED
 from tuner.v1 import sweep_pb2
 
@@ -42,15 +41,8 @@ class Finds(CommandListener):
 async def watched(mongo_uri: str) -> AsyncIterator[tuple[JobStore, Finds]]:
     """A JobStore on a database of its own, with the finds it sends recorded."""
     finds = Finds()
-    client: AsyncMongoClient[Document] = AsyncMongoClient(
-        mongo_uri, tz_aware=True, event_listeners=[finds]
-    )
-    store = JobStore(client, f"test_{uuid.uuid4().hex[:12]}")
-    await store.ensure_indexes()
-    try:
+    async with listened_store(mongo_uri, finds) as store:
         yield store, finds
-    finally:
-        await store.close()
 
 
 async def documents_read(store: JobStore, finds: list[dict[str, Any]]) -> int:
