@@ -8,6 +8,8 @@ order; the attempt number is the fence:
   older attempt. Whichever of A's reports is handled first does it; the others find it done.
   A replica that has read attempt A (or a later one) recorded for the run skips that write
   for A's later reports: attempts only grow within a run, so it could never match again.
+  Should the job read otherwise (deleted by the retention and submitted anew), the replica
+  forgets what it read and begins the attempt after all.
 - An epoch is appended only to attempt A's running record, once (filtered on its number),
   kept sorted by epoch.
 - A success carries all of its attempt's epochs and writes them with the result, so a
@@ -96,16 +98,18 @@ class Recorder:
         kind = event.WhichOneof("kind")
         if kind == "failed":
             await self._failed(event)
-        elif kind == "succeeded" and self._has_begun(event):
+            return
+        if kind not in REPORTS:
+            return
+        if kind == "succeeded" and self._has_begun(event) and await self._succeeded(event):
+            return  # no need to begin it: it was read as running
+        doc = await self._begin(event)
+        if doc is None:
+            return
+        if kind == "epoch_completed":
+            await self._epoch(event, doc)
+        elif kind == "succeeded":
             await self._succeeded(event)
-        elif kind in REPORTS:
-            doc = await self._begin(event)
-            if doc is None:
-                return
-            if kind == "epoch_completed":
-                await self._epoch(event, doc)
-            elif kind == "succeeded":
-                await self._succeeded(event)
 
     async def _begin(self, event: event_pb2.JobEvent) -> Document | None:
         """Make the event's attempt the running one, if no newer one or an ending came first."""
@@ -116,7 +120,8 @@ class Recorder:
             "progress": None,
             "trainer": event.started.trainer if event.HasField("started") else "",
         }
-        moved = not self._has_begun(event) and await self._store.transition(
+        skipped = self._has_begun(event)
+        moved = not skipped and await self._store.transition(
             event.job_id, event.run, RUNNING, changes, attempt=event.attempt - 1
         )
         if not moved and event.HasField("started"):
@@ -127,6 +132,9 @@ class Recorder:
         doc = await self._store.get(event.job_id)
         if doc is None or doc["run"] != event.run:
             return None
+        if doc["attempts"] < event.attempt and skipped:  # deleted and submitted anew since
+            self._begun.pop((event.job_id, event.run), None)
+            return await self._begin(event)
         if doc["attempts"] >= event.attempt:
             self._remember_begun(event.job_id, event.run, event.attempt)
         if moved:
@@ -143,10 +151,7 @@ class Recorder:
         return doc
 
     def _has_begun(self, event: event_pb2.JobEvent) -> bool:
-        """Read before as running this attempt or a later one (never a started report: that
-        one also names the trainer)."""
-        if event.HasField("started"):
-            return False
+        """Read before as running this attempt or a later one."""
         return self._begun.get((event.job_id, event.run), 0) >= event.attempt
 
     def _remember_begun(self, job_id: str, run: int, attempt: int) -> None:
@@ -164,7 +169,8 @@ class Recorder:
         ):
             await self._dispatcher.recorded(event.job_id)
 
-    async def _succeeded(self, event: event_pb2.JobEvent) -> None:
+    async def _succeeded(self, event: event_pb2.JobEvent) -> bool:
+        """Record the success; whether the run is now SUCCEEDED."""
         changes: Document = {"result": result_doc(event.succeeded), "end_time": now()}
         if event.epochs:
             changes["history"] = sorted((epoch_doc(m) for m in event.epochs), key=_epoch_number)
@@ -175,7 +181,7 @@ class Recorder:
         )
         doc = await self._store.get(event.job_id)
         if doc is None or doc["run"] != event.run or of(doc) != SUCCEEDED:
-            return
+            return False
         # Also when not moved: a redelivered event after a crash or an outage between writes.
         await self._store.rank(doc)
         await points.file_point(self._store, doc)
@@ -183,6 +189,7 @@ class Recorder:
             accuracy = event.succeeded.test_accuracy
             log.info("job %s run %d succeeded: accuracy %.4f", event.job_id, event.run, accuracy)
         await self._dispatcher.announce(doc)
+        return True
 
     async def _failed(self, event: event_pb2.JobEvent) -> None:
         reason = event.failed.reason or "the trainer gave no reason"

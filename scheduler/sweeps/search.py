@@ -271,12 +271,14 @@ def next_point(
     finished: Sequence[Finished],
     pending: Sequence[job_pb2.Hyperparameters] = (),
 ) -> job_pb2.Hyperparameters:
-    """Trial `number`'s hyperparameters (0-based), `pending` the trials still running.
+    """The next trial's hyperparameters, trial `number` (0-based) of a sweep whose trials
+    so far are `finished` and `pending` (those still running).
 
     A grid or random sweep runs the same points as drawn, in another order: the costliest
-    not yet among `finished` and `pending` first. Two trainers then end a sweep about
-    together, not one idle while the other runs a long trial begun last; and the order
-    depends only on what is stored, so a sweep begun in draw order goes on with the rest.
+    not yet among `finished` and `pending` first (so one stopped early ran its costliest).
+    Two trainers then end a sweep about together, not one idle while the other runs a long
+    trial begun last; and the order depends only on what is stored, so a sweep begun in draw
+    order goes on with the rest.
     """
     if spec.strategy == sweep_pb2.SEARCH_STRATEGY_TPE:
         return tpe_point(spec, number, finished, pending)

@@ -7,10 +7,23 @@ import uuid
 from collections.abc import AsyncIterator
 
 from pymongo import AsyncMongoClient
-from pymongo.monitoring import CommandListener
+from pymongo.monitoring import CommandListener, CommandStartedEvent
 
 from store.documents import Document
 from store.jobs import JobStore
+
+
+class StartedCommands(CommandListener):
+    """A listener that looks only at the commands as they start (`started`)."""
+
+    def started(self, event: CommandStartedEvent) -> None:
+        raise NotImplementedError
+
+    def succeeded(self, event: object) -> None:
+        pass
+
+    def failed(self, event: object) -> None:
+        pass
 
 
 @contextlib.asynccontextmanager

@@ -10,16 +10,16 @@ from dataclasses import dataclass
 
 import pytest
 from nats.aio.client import Client
-from pymongo.monitoring import CommandListener, CommandStartedEvent
+from pymongo.monitoring import CommandStartedEvent
 
 from scheduler.dispatch import Dispatcher
 from scheduler.fanout import replay
 from scheduler.recorder import Recorder
 from store import points
-from store.documents import job_from, new_job
+from store.documents import hyperparameters_from, job_from, new_job
 from store.jobs import JobStore
 from tests.support.servers import Nats
-from tests.support.stores import listened_store
+from tests.support.stores import StartedCommands, listened_store
 from tuner.core import states, streams
 from tuner.core.hyperparameters import canonical_key, job_id, normalized
 from tuner.v1 import event_pb2, job_pb2
@@ -147,7 +147,7 @@ async def test_two_replicas_recording_one_job_at_once(parts: Parts) -> None:
         await assert_succeeded_once(parts, jid)
 
 
-class Begins(CommandListener):
+class Begins(StartedCommands):
     """The writes that begin an attempt: updates to RUNNING fenced on an older attempt."""
 
     def __init__(self) -> None:
@@ -159,12 +159,6 @@ class Begins(CommandListener):
                 fence = update["q"].get("attempts", {})
                 if update["u"].get("$set", {}).get("state") == "RUNNING" and "$lte" in fence:
                     self.count += 1
-
-    def succeeded(self, event: object) -> None:
-        pass
-
-    def failed(self, event: object) -> None:
-        pass
 
 
 async def test_an_attempt_once_read_as_begun_is_not_begun_again(mongo_uri: str, nats: Nats) -> None:
@@ -182,6 +176,29 @@ async def test_an_attempt_once_read_as_begun_is_not_begun_again(mongo_uri: str, 
         await other.apply(reports(jid)[1])
         assert begins.count == 2
         await assert_succeeded_once(parts, jid)
+
+
+@pytest.mark.parametrize("first", ["epoch_completed", "succeeded"])
+async def test_a_job_deleted_and_submitted_anew_is_begun_again(parts: Parts, first: str) -> None:
+    """A recorder that read attempt 1 of the old job running must not take the new one's
+    attempt 1 as begun: its reports, the started one last, still make one success."""
+    jid = await queued_job(parts.store)
+    for event in reports(jid):
+        await parts.recorder.apply(event)
+    old = await parts.store.get(jid)
+    assert old is not None
+    await parts.store.jobs.delete_one({"_id": jid})  # the retention, say
+    hp = hyperparameters_from(old["hyperparameters"])
+    assert await parts.store.insert(new_job(jid, canonical_key(hp), hp, "ann"))
+    events = reports(jid, accuracy=0.91)
+    firsts = [e for e in events if e.WhichOneof("kind") == first]
+    for event in [*firsts, *(e for e in events if e not in firsts)]:
+        await parts.recorder.apply(event)
+    doc = await parts.store.get(jid)
+    assert doc is not None and states.of(doc) == states.SUCCEEDED
+    assert doc["result"]["test_accuracy"] == pytest.approx(0.91)
+    assert [m["epoch"] for m in doc["history"]] == list(range(1, EPOCHS + 1))
+    assert doc["trainer"] == "trainer-1"
 
 
 async def test_a_redelivered_success_is_recorded_and_announced_once(parts: Parts) -> None:

@@ -8,19 +8,19 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from pymongo.monitoring import CommandListener, CommandStartedEvent
+from pymongo.monitoring import CommandStartedEvent
 
 from store import pages
 from store.documents import now
 from store.jobs import JobStore
 from store.sweeps import SweepStore, new_sweep
 from tests.support.documents import job_doc
-from tests.support.stores import listened_store
+from tests.support.stores import StartedCommands, listened_store
 from tuner.core.states import CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED
 from tuner.v1 import sweep_pb2
 
 
-class Finds(CommandListener):
+class Finds(StartedCommands):
     """The `find` commands a client sends."""
 
     def __init__(self) -> None:
@@ -29,12 +29,6 @@ class Finds(CommandListener):
     def started(self, event: CommandStartedEvent) -> None:
         if event.command_name == "find":
             self.commands.append(dict(event.command))
-
-    def succeeded(self, event: object) -> None:
-        pass
-
-    def failed(self, event: object) -> None:
-        pass
 
 
 @pytest.fixture
