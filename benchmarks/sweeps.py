@@ -37,6 +37,7 @@ from benchmarks.cluster import USER, BenchStack, mlp, seconds, submit_and_watch
 from benchmarks.common import (
     REPO,
     Json,
+    ProcessSample,
     Section,
     data_root,
     load_average,
@@ -160,12 +161,6 @@ def breakdown(jobs: list[job_pb2.Job], started: float, ended: float) -> Json:
     return {"parts": dict(parts), "work_s": work, "overhead_s": overhead}
 
 
-def cpu_seconds(pid: int) -> float:
-    """The process's user and system CPU seconds so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 async def tuner_sweep(bench: BenchStack, trials: int, port: int, seed: int = SAMPLER_SEED) -> Json:
     processes = ["scheduler", "secantusdb", "nats", *bench.trainers]
     async with TunerClient(bench.address, USER) as client:
@@ -175,7 +170,7 @@ async def tuner_sweep(bench: BenchStack, trials: int, port: int, seed: int = SAM
                 *(submit_and_watch(client, mlp(6_000 + i, 1, 256)) for i in (1, 2))
             )
         load_before = load_average()
-        cpu_before = {name: cpu_seconds(bench.pid(name)) for name in processes}
+        cpu_before = {name: ProcessSample.of(bench.pid(name)).cpu_seconds for name in processes}
         started = time.time()
         sweep = await client.create_sweep(spec(trials, seed))
         async for update in client.watch_sweep(sweep.id):
@@ -183,7 +178,10 @@ async def tuner_sweep(bench: BenchStack, trials: int, port: int, seed: int = SAM
             if sweep.state != states.SWEEP_RUNNING:
                 break
         ended = time.time()
-        cpu = {name: cpu_seconds(bench.pid(name)) - cpu_before[name] for name in processes}
+        cpu = {
+            name: ProcessSample.of(bench.pid(name)).cpu_seconds - cpu_before[name]
+            for name in processes
+        }
         load_after = load_average()
         jobs = [await client.get(t.job_id) for t in sweep.trials]
     done = [t for t in sweep.trials if t.state == states.SUCCEEDED]
