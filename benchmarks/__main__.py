@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import re
 import shlex
 import shutil
 import signal
@@ -26,6 +27,7 @@ from benchmarks import (
     scaleout,
     sweeps,
     trainer_vs_classic,
+    writes,
 )
 from benchmarks.cluster import BenchStack
 from benchmarks.common import (
@@ -39,7 +41,7 @@ from benchmarks.common import (
     machine,
 )
 
-ROWS = (1, 2, 3, 4, 6, 7, 8, 9)  # row 5 is the GPU's
+ROWS = (1, 2, 3, 4, 6, 7, 8, 9, 10)  # row 5 is the GPU's
 
 
 def cases(quick: bool) -> list[tuple[str, str]]:
@@ -118,6 +120,12 @@ def baseline_fan_out(
         bench.stop()
 
 
+def row_order(section: Section) -> tuple[bool, int, str]:
+    """Row 1, 2, 3a, 3b, ..., 10, then the sections that are not rows."""
+    number = re.match(r"Row (\d+)", section.title)
+    return (number is None, int(number[1]) if number else 0, section.title)
+
+
 def record(sections: list[Section], header: Json, args: argparse.Namespace) -> Path:
     stamp = datetime.now(UTC)
     OUT.mkdir(parents=True, exist_ok=True)
@@ -151,7 +159,8 @@ def main() -> None:
         "--rows",
         type=lambda s: {int(r) for r in s.split(",") if r},
         default=set(ROWS),
-        help="comma-separated rows to run (default 1,2,3,4,6,7,8,9; '' for none, with --levers)",
+        help=f"comma-separated rows to run (default {','.join(map(str, ROWS))}; '' for none, "
+        "with --levers)",
     )
     parser.add_argument("--quick", action="store_true", help="row 1: CNN on MNIST only")
     parser.add_argument(
@@ -226,9 +235,11 @@ def main() -> None:
         sections += attempt("Row 8", lambda: analysis.run(state / "analysis"))
     if 9 in args.rows:
         sections += attempt("Row 9", lambda: history.row(state / "history", args.history))
+    if 10 in args.rows:
+        sections += attempt("Row 10", lambda: writes.run(state / "writes"))
     shutil.rmtree(state, ignore_errors=True)  # kept, with the services' logs, when a row fails
     header["minutes"] = (time.monotonic() - started) / 60
-    sections.sort(key=lambda s: (not s.title.startswith("Row"), s.title))  # Row 1, 2, 3a, 3b...
+    sections.sort(key=row_order)
     path = record(sections, header, args)
     print("\n\n".join(s.text() for s in sections))
     print(f"\nJSON: {path}" + ("" if args.no_record else f"; appended to {RESULTS}"))

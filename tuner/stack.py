@@ -278,7 +278,12 @@ class Stack:
         if not in_memory:
             args.append("--sync-on-commit")
         wait_for_port(port, self._start("secantusdb", args))
-        uri = f"mongodb://{LOOPBACK}:{port}/?directConnection=true"
+        # SecantusDB keeps each retryable write's reply for 30 minutes and walks them all on
+        # every write (sorting them past 10,000): a write 4.2x dearer past 10,000 of them
+        # (RESULTS.md, row 10). The driver's one retry of a failed write is given up: the
+        # services try a failed write again from their own loops, and SecantusDB would lose
+        # the replies it replays when it restarts anyway (it keeps them in memory).
+        uri = f"mongodb://{LOOPBACK}:{port}/?directConnection=true&retryWrites=false"
         self.env["TUNER_MONGO_URI"] = uri
         return uri
 

@@ -320,3 +320,8 @@ async def test_only_the_models_that_are_due_are_read(store: JobStore) -> None:
     }
     assert await examined(store, first) == 3
     assert await examined(store, {"state": "SUCCEEDED", "model_review": {"$lte": t}}) == 0
+
+
+async def test_the_embedded_database_is_written_without_retryable_writes(store: JobStore) -> None:
+    """SecantusDB walks every retryable write's kept reply on each write (tuner/stack.py)."""
+    assert store.client.options.retry_writes is False
