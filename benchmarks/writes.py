@@ -21,12 +21,11 @@ from benchmarks.common import Json, ProcessSample, Section, ms, percentile, rati
 from store.documents import new_job
 from store.jobs import JobStore
 from tuner.core.hyperparameters import canonical_key, job_id, normalized
-from tuner.stack import Stack
+from tuner.stack import NOT_RETRYABLE, Stack
 
 WRITES = 11_000  # past the 10,000 replies SecantusDB keeps before it sorts them
 BLOCK = 1_000
 JOBS = 100  # written in turn
-NOT_RETRYABLE = "&retryWrites=false"
 WAYS = {"retryable (pymongo's default)": True, "not retryable (the stack's URI)": False}
 
 
@@ -77,8 +76,10 @@ class Server:
 
 def run(state: Path) -> Section:
     async def blocks() -> dict[str, list[Json]]:
-        servers = {way: Server(state / f"db-{i}", r) for i, (way, r) in enumerate(WAYS.items())}
+        servers: dict[str, Server] = {}
         try:
+            for i, (way, retryable) in enumerate(WAYS.items()):
+                servers[way] = Server(state / f"db-{i}", retryable)
             for server in servers.values():
                 await server.prepare()
             measured: dict[str, list[Json]] = {way: [] for way in servers}

@@ -24,6 +24,7 @@ from typing import IO
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+NOT_RETRYABLE = "&retryWrites=false"  # the embedded database's URI option, see start_mongo
 LOOPBACK = "127.0.0.1"
 
 
@@ -283,7 +284,7 @@ class Stack:
         # (RESULTS.md, row 10). The driver's one retry of a failed write is given up: the
         # services try a failed write again from their own loops, and SecantusDB would lose
         # the replies it replays when it restarts anyway (it keeps them in memory).
-        uri = f"mongodb://{LOOPBACK}:{port}/?directConnection=true&retryWrites=false"
+        uri = f"mongodb://{LOOPBACK}:{port}/?directConnection=true{NOT_RETRYABLE}"
         self.env["TUNER_MONGO_URI"] = uri
         return uri
 
