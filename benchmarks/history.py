@@ -146,7 +146,7 @@ async def measure(
             lambda: client.leaderboard(50, job_pb2.DATASET_MNIST, job_pb2.MODEL_MLP)
         ),
         "ListSweeps, first page of 20": await timed(lambda: client.list_sweeps(20)),
-        "GetStatus (each state counted to 1,000)": await timed(lambda: client.status()),
+        "GetStatus (QUEUED and RUNNING counted to 1,000)": await timed(lambda: client.status()),
     }
 
 

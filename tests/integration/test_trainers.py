@@ -325,13 +325,7 @@ async def test_with_no_trainer_a_submission_warns_and_status_tells_what_is_down(
     }
     assert status["trainers"] == []
     counts = {c["state"]: int(c["count"]) for c in status["jobs"]}
-    assert counts == {
-        "JOB_STATE_QUEUED": 2,
-        "JOB_STATE_RUNNING": 0,
-        "JOB_STATE_SUCCEEDED": 0,
-        "JOB_STATE_FAILED": 0,
-        "JOB_STATE_CANCELLED": 0,
-    }
+    assert counts == {"JOB_STATE_QUEUED": 2, "JOB_STATE_RUNNING": 0}
     assert int(status["jobs_stream"]["messages"]) == 2
     assert int(status["trainers_consumer"]["pending"]) == 2
     assert status["scheduler_consumer"]["name"] == "scheduler"
