@@ -35,6 +35,7 @@ LEADERBOARD_ORDER = [
     ("job._id", ASCENDING),
 ]
 LEADERBOARD_INDEX = [("board", ASCENDING), *LEADERBOARD_ORDER]
+_RANK_FIELDS = {f: 1 for f, _ in LEADERBOARD_ORDER}
 # The one leaderboard of every dataset together, before there was one a dataset.
 _MIXED_INDEX = "result.test_accuracy_-1_result.training_seconds_1__id_1"
 _BOARDS_MIGRATION = "leaderboard-per-dataset"
@@ -135,12 +136,9 @@ class JobStore:
         async for doc in self.jobs.find({"state": name(SUCCEEDED)}, fields):
             if not doc.get("result"):
                 continue
-            # Sorted ascending, these keys are in LEADERBOARD_ORDER.
-            result = doc["result"]
-            key = (-float(result["test_accuracy"]), float(result["training_seconds"]), doc["_id"])
             for board in boards_of(doc):
                 kept = best.setdefault(board, [])
-                kept.append(key)
+                kept.append(rank_key(doc))
                 if len(kept) > 4 * LEADERBOARD_SIZE:
                     kept.sort()
                     del kept[LEADERBOARD_SIZE:]
@@ -385,18 +383,23 @@ class JobStore:
         keep only the best LEADERBOARD_SIZE of each.
 
         SecantusDB reads every entry a filter matches, sort and limit or not: a board's
-        filter matches at most LEADERBOARD_SIZE + 1 entries, so this and `top` stay
-        O(LEADERBOARD_SIZE) however many jobs there are.
+        filter matches about LEADERBOARD_SIZE entries, so this and `top` stay
+        O(LEADERBOARD_SIZE) however many jobs there are. A board is read first, so a job
+        that would not rank (most, once a board is full) writes nothing.
         """
         for board in boards_of(doc):
             entry = {"_id": f"{board} {doc['_id']}", "board": board, "job": doc}
-            await self.leaderboard.replace_one({"_id": entry["_id"]}, entry, upsert=True)
-            cursor = (
-                self.leaderboard.find({"board": board}, {"_id": 1})
-                .sort(LEADERBOARD_ORDER)
-                .skip(LEADERBOARD_SIZE)
+            ranked = await self.leaderboard.find({"board": board}, _RANK_FIELDS).to_list()
+            others = sorted(
+                (e for e in ranked if e["_id"] != entry["_id"]), key=lambda e: rank_key(e["job"])
             )
-            if losers := [d["_id"] for d in await cursor.to_list()]:
+            losers = [e["_id"] for e in others[LEADERBOARD_SIZE - 1 :]]
+            if losers and rank_key(doc) > rank_key(others[LEADERBOARD_SIZE - 1]["job"]):
+                if len(ranked) > len(others):  # on the board before, and ranks no more
+                    await self.leaderboard.delete_one({"_id": entry["_id"]})
+                continue
+            await self.leaderboard.replace_one({"_id": entry["_id"]}, entry, upsert=True)
+            if losers:
                 await self.leaderboard.delete_many({"_id": {"$in": losers}})
 
     async def leaderboard_ids(self) -> set[str]:
@@ -464,6 +467,12 @@ class JobStore:
         board = f"{dataset}/{model}" if model else dataset
         cursor = self.leaderboard.find({"board": board}).sort(LEADERBOARD_ORDER).limit(limit)
         return [d["job"] for d in await cursor.to_list()]
+
+
+def rank_key(job: Document) -> tuple[float, float, str]:
+    """A SUCCEEDED job's place on a leaderboard: sorted ascending, LEADERBOARD_ORDER."""
+    result = job["result"]
+    return -float(result["test_accuracy"]), float(result["training_seconds"]), str(job["_id"])
 
 
 def boards_of(doc: Document) -> list[str]:

@@ -6,10 +6,13 @@ import asyncio
 from datetime import timedelta
 from typing import Any
 
+from pymongo.monitoring import CommandStartedEvent
+
 from store.documents import Document, new_job, now
 from store.jobs import LEADERBOARD_SIZE, JobStore
 from tests.support.documents import job_doc
 from tests.support.hyperparameters import mlp
+from tests.support.stores import StartedCommands, listened_store
 from tuner.core.hyperparameters import (
     DATASETS,
     MODELS,
@@ -154,6 +157,53 @@ async def test_the_leaderboard_keeps_only_the_best(store: JobStore) -> None:
     top = await store.top(LEADERBOARD_SIZE, "mnist")
     assert top[-1]["result"]["test_accuracy"] == 5 / 1000
     assert len(await store.leaderboard_ids()) == LEADERBOARD_SIZE
+
+
+class LeaderboardWrites(StartedCommands):
+    """The commands a client sends that write to the leaderboard."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+
+    def started(self, event: CommandStartedEvent) -> None:
+        name = event.command_name
+        if name in ("insert", "update", "delete") and event.command[name] == "leaderboard":
+            self.names.append(name)
+
+
+async def test_a_success_below_a_full_board_writes_nothing_to_it(mongo_uri: str) -> None:
+    writes = LeaderboardWrites()
+    async with listened_store(mongo_uri, writes) as store:
+        for seed in range(LEADERBOARD_SIZE):
+            doc = job_doc(600 + seed)
+            doc.update(state="SUCCEEDED", result=result(0.5 + seed / 1000, 1.0))
+            await store.rank(doc)
+        before = [d["_id"] for d in await store.top(LEADERBOARD_SIZE, "mnist")]
+        writes.names.clear()
+
+        worse = job_doc(700)
+        worse.update(state="SUCCEEDED", result=result(0.5, 2.0))  # the last's, but slower
+        await store.rank(worse)
+        assert writes.names == []
+        assert [d["_id"] for d in await store.top(LEADERBOARD_SIZE, "mnist")] == before
+
+        better = job_doc(701)
+        better.update(state="SUCCEEDED", result=result(0.9, 1.0))
+        await store.rank(better)
+        await store.rank(better)  # a success told twice
+        top = [d["_id"] for d in await store.top(LEADERBOARD_SIZE + 1, "mnist")]
+        assert top == [better["_id"], *before[:-1]]
+        for board in ("mnist", "mnist/cnn"):
+            assert await store.leaderboard.count_documents({"board": board}) == LEADERBOARD_SIZE
+
+        # An entry told again with a lower rank moves down, and out once a better comes.
+        better.update(result=result(0.1, 1.0))
+        await store.rank(better)
+        top = [d["_id"] for d in await store.top(LEADERBOARD_SIZE + 1, "mnist")]
+        assert top == [*before[:-1], better["_id"]]
+        await store.rank(worse)
+        top = [d["_id"] for d in await store.top(LEADERBOARD_SIZE + 1, "mnist")]
+        assert top == [*before[:-1], worse["_id"]]
 
 
 async def test_each_dataset_and_model_has_its_own_leaderboard(store: JobStore) -> None:
