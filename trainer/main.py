@@ -32,6 +32,8 @@ async def main(config: Config) -> int:
     if config.torch_threads:
         # Trainers sharing a host must split its cores: oversubscribed, torch slows ~20x.
         torch.set_num_threads(config.torch_threads)
+    # Before any thread starts, so that torch's thread pools inherit it too (see training.py).
+    torch.set_flush_denormal(True)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

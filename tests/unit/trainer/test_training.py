@@ -119,6 +119,31 @@ def test_the_same_seed_gives_the_same_result(mnist: data.Dataset, model: int) ->
     assert other.test_loss != first.test_loss
 
 
+def test_a_cpu_run_reads_denormals_as_zero_and_leaves_the_thread_as_it_was(
+    mnist: data.Dataset,
+) -> None:
+    # A diverging run's gradients go denormal, many times slower on a CPU: see training.py.
+    tiny = torch.finfo(torch.float32).tiny
+    inside: list[bool] = []
+    before = training.flushing_denormals()
+
+    training.train(
+        mlp(SEED),
+        head(mnist, 1024, 200),
+        CPU,
+        lambda progress: None,
+        lambda metrics: inside.append(training.flushing_denormals()),
+        lambda: False,
+    )
+
+    assert not before
+    assert inside == [True]
+    assert not training.flushing_denormals()
+    assert (torch.tensor(tiny) / 4).item() > 0  # the thread computes with denormals again
+    with training.denormals_flushed(CPU):
+        assert (torch.tensor(tiny) / 4).item() == 0
+
+
 def test_should_stop_cancels_a_big_cnn_batch_quickly(mnist: data.Dataset) -> None:
     stop = threading.Event()
     stopped_at: list[float] = []
