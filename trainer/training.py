@@ -176,11 +176,12 @@ def torch_threads(cap: int) -> Iterator[None]:
 def denormals_flushed(device: torch.device) -> Iterator[None]:
     """Denormal floats read and written as zero on the CPU, in this thread, while the block runs.
 
-    A diverging run's tiny gradients (Adam's squares of them above all) fall below float32's
-    normal range, where the CPU takes many times longer over each operation: Adam at a
-    learning rate of 0.08 trained an MLP epoch (batch 64) in 1.87 s, 1.41 s flushed. Results
-    stay deterministic; a run only differs where a value that small was in it. Threads started
-    inside the block (torch's own among them) inherit the setting.
+    Tiny gradients (Adam's squares of them above all, most in a diverging run) fall below
+    float32's normal range, where the CPU takes many times longer over each operation: an MLP
+    epoch with Adam at batch 64 took 1.91 s at a learning rate of 0.08 and 1.52 s at 0.003,
+    against 1.30 s and 1.31 s flushed (benchmarks/RESULTS.md). Results stay deterministic; a
+    run only differs where a value that small was in it. Threads started inside the block
+    (torch's own among them) inherit the setting.
     """
     if device.type != "cpu":
         yield
