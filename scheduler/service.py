@@ -16,6 +16,7 @@ from scheduler.auth import current_user
 from scheduler.calls import serialized
 from scheduler.fanout import Encoded, EventHub, replay
 from scheduler.jobs import Jobs, Refused
+from scheduler.leaderboards import Leaderboards
 from scheduler.merge import merged
 from scheduler.metrics import Metrics
 from scheduler.models import FORMATS, CorruptModel, NoModel, read_model, why_no_model
@@ -97,6 +98,7 @@ class TunerService(tuner_service_pb2_grpc.TunerServiceServicer):
         retention: RetentionPolicy | None = None,
     ) -> None:
         self._store = store
+        self._leaderboards = Leaderboards(store)
         self._retention = retention or RetentionPolicy()
         self._js = js
         self._jobs = jobs
@@ -206,8 +208,8 @@ class TunerService(tuner_service_pb2_grpc.TunerServiceServicer):
             await context.abort(
                 grpc.StatusCode.INVALID_ARGUMENT, f"model: unknown model {request.model}"
             )
-        docs = await self._store.top(limit, dataset, model)
-        return tuner_service_pb2.GetLeaderboardResponse(jobs=[job_from(d) for d in docs])
+        jobs = await self._leaderboards.top(limit, dataset, model)
+        return tuner_service_pb2.GetLeaderboardResponse(jobs=jobs)
 
     async def CancelJob(
         self, request: tuner_service_pb2.CancelJobRequest, context: Context

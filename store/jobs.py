@@ -8,7 +8,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pymongo
-from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, WriteConcern
+from bson import ObjectId
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, UpdateOne, WriteConcern
 from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
 
 from store import housekeeping, pages
@@ -53,6 +54,8 @@ class JobStore:
         self._client = client
         self.jobs = db.jobs
         self.leaderboard = db.leaderboard
+        # {_id: BOARD, token}: a new token after every change of the board's entries.
+        self.board_tokens = db.leaderboard_tokens
         self.points = db.analysis_points  # store/points.py
         self.migrations = db.migrations
         self.numbers = pages.Numbers(db.owner_numbers, "jobs")  # store/pages.py
@@ -387,6 +390,7 @@ class JobStore:
         O(LEADERBOARD_SIZE) however many jobs there are. A board is read first, so a job
         that would not rank (most, once a board is full) writes nothing.
         """
+        changed = []
         for board in boards_of(doc):
             entry = {"_id": f"{board} {doc['_id']}", "board": board, "job": doc}
             ranked = await self.leaderboard.find({"board": board}, _RANK_FIELDS).to_list()
@@ -397,10 +401,22 @@ class JobStore:
             if losers and rank_key(doc) > rank_key(others[LEADERBOARD_SIZE - 1]["job"]):
                 if len(ranked) > len(others):  # on the board before, and ranks no more
                     await self.leaderboard.delete_one({"_id": entry["_id"]})
+                    changed.append(board)
                 continue
             await self.leaderboard.replace_one({"_id": entry["_id"]}, entry, upsert=True)
             if losers:
                 await self.leaderboard.delete_many({"_id": {"$in": losers}})
+            changed.append(board)
+        if changed:  # new tokens for the boards changed (scheduler/leaderboards.py)
+            tokens = [
+                UpdateOne({"_id": b}, {"$set": {"token": ObjectId()}}, upsert=True) for b in changed
+            ]
+            await self.board_tokens.bulk_write(tokens)
+
+    async def board_token(self, board: str) -> ObjectId | None:
+        """The token `rank` set after the board last changed; None before any change."""
+        doc = await self.board_tokens.find_one({"_id": board})
+        return None if doc is None else doc["token"]
 
     async def leaderboard_ids(self) -> set[str]:
         """The ids of the jobs on any leaderboard: at most LEADERBOARD_SIZE a board."""
@@ -463,10 +479,13 @@ class JobStore:
         )
 
     async def top(self, limit: int, dataset: str, model: str = "") -> list[Document]:
-        """The best `limit` jobs of `dataset`, of every model or only of `model`."""
-        board = f"{dataset}/{model}" if model else dataset
-        cursor = self.leaderboard.find({"board": board}).sort(LEADERBOARD_ORDER).limit(limit)
-        return [d["job"] for d in await cursor.to_list()]
+        """The best `limit` jobs of `dataset`, of every model or only of `model`.
+
+        The board's filter matches about LEADERBOARD_SIZE entries; they are sorted here, which
+        costs SecantusDB less than sorting them itself.
+        """
+        entries = await self.leaderboard.find({"board": board_of(dataset, model)}).to_list()
+        return sorted((e["job"] for e in entries), key=rank_key)[:limit]
 
 
 def rank_key(job: Document) -> tuple[float, float, str]:
@@ -475,7 +494,12 @@ def rank_key(job: Document) -> tuple[float, float, str]:
     return -float(result["test_accuracy"]), float(result["training_seconds"]), str(job["_id"])
 
 
+def board_of(dataset: str, model: str = "") -> str:
+    """The leaderboard of `dataset`'s jobs, of every model or only of `model`."""
+    return f"{dataset}/{model}" if model else dataset
+
+
 def boards_of(doc: Document) -> list[str]:
     """The leaderboards a SUCCEEDED job ranks on: its dataset's, its dataset and model's."""
     hp = doc["hyperparameters"]
-    return [hp["dataset"], f"{hp['dataset']}/{hp['model']}"]
+    return [board_of(hp["dataset"]), board_of(hp["dataset"], hp["model"])]

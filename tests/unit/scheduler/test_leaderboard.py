@@ -1,15 +1,21 @@
 """GetLeaderboard and `tuner leaderboard` over real gRPC: one leaderboard a dataset (and a
-dataset and model), never one of every dataset mixed."""
+dataset and model), never one of every dataset mixed; and the scheduler's copies of the
+boards (scheduler/leaderboards.py), read again once any scheduler changed a board."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import grpc
 import pytest
+from pymongo.monitoring import CommandStartedEvent
 
+from scheduler.leaderboards import FRESH_SECONDS, Leaderboards
 from store.jobs import JobStore
 from tests.support.hyperparameters import cnn, mlp
 from tests.support.models import serving, stored_job, tuner_cli
 from tests.support.servers import Nats
+from tests.support.stores import StartedCommands, listened_store
 from tuner.client import TunerClient
 from tuner.v1 import job_pb2
 
@@ -85,3 +91,53 @@ async def test_the_cli_shows_the_leaderboard_it_was_asked_for(store: JobStore, n
         ran = await tuner_cli("leaderboard", "--server", address, "--model", "resnet")
         assert ran.returncode == 2
         assert "argument --model: invalid choice: 'resnet'" in ran.stderr
+
+
+class BoardReads(StartedCommands):
+    """How many times a client read a leaderboard's entries."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def started(self, event: CommandStartedEvent) -> None:
+        if event.command_name == "find" and event.command["find"] == "leaderboard":
+            self.count += 1
+
+
+async def test_a_board_is_read_again_only_once_a_scheduler_changed_it(mongo_uri: str) -> None:
+    reads = BoardReads()
+    async with listened_store(mongo_uri, reads) as store:
+        other = JobStore.connect(mongo_uri, store.jobs.database.name)  # another replica's
+        try:
+            first = await stored_job(store, mlp(8101), accuracy=0.95)
+            boards = Leaderboards(store)
+            before = reads.count
+            for _ in range(3):
+                assert [j.id for j in await boards.top(10, "mnist")] == [first["_id"]]
+            assert reads.count == before + 1
+            better = await stored_job(other, mlp(8103), accuracy=0.99)
+            ranked = [j.id for j in await boards.top(10, "mnist")]
+            assert ranked[:2] == [better["_id"], first["_id"]]
+            assert reads.count == before + 2
+            assert [j.id for j in await boards.top(1, "mnist")] == [better["_id"]]
+            assert [j.id for j in await boards.top(10, "mnist", "cnn")] == []
+            assert reads.count == before + 3
+        finally:
+            await other.close()
+
+
+async def test_a_change_whose_token_was_never_set_shows_within_fresh_seconds(
+    store: JobStore,
+) -> None:
+    first = await stored_job(store, mlp(8201), accuracy=0.95)
+    clock = [1000.0]
+    boards = Leaderboards(store, clock=lambda: clock[0])
+    assert [j.id for j in await boards.top(10, "mnist")] == [first["_id"]]
+    # As a scheduler that died after writing an entry, before setting the board's token.
+    hidden = await stored_job(store, mlp(8202), accuracy=0.99, ranked=False)
+    entry: dict[str, Any] = {"_id": f"mnist {hidden['_id']}", "board": "mnist", "job": hidden}
+    await store.leaderboard.insert_one(entry)
+    clock[0] += FRESH_SECONDS
+    assert [j.id for j in await boards.top(10, "mnist")] == [first["_id"]]
+    clock[0] += 0.001
+    assert [j.id for j in await boards.top(10, "mnist")] == [hidden["_id"], first["_id"]]

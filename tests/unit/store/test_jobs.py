@@ -145,6 +145,25 @@ async def test_the_leaderboard_ranks_by_accuracy_then_training_time(store: JobSt
     assert len(await store.top(2, "mnist")) == 2
 
 
+async def test_a_board_gets_a_new_token_only_when_its_entries_change(store: JobStore) -> None:
+    assert await store.board_token("mnist") is None
+    for seed in range(LEADERBOARD_SIZE):
+        doc = job_doc(300 + seed)
+        doc.update(state="SUCCEEDED", result=result(0.5 + seed / 1000, 1.0))
+        await store.rank(doc)
+    full = await store.board_token("mnist")
+    assert full is not None
+    worse = job_doc(400)
+    worse.update(state="SUCCEEDED", result=result(0.1, 1.0))
+    await store.rank(worse)  # a full board it does not make: nothing written
+    assert await store.board_token("mnist") == full
+    better = job_doc(401)
+    better.update(state="SUCCEEDED", result=result(0.9, 1.0))
+    await store.rank(better)
+    assert await store.board_token("mnist") not in (None, full)
+    assert await store.board_token("mnist/cnn") not in (None, full)
+
+
 async def test_the_leaderboard_keeps_only_the_best(store: JobStore) -> None:
     for seed in range(LEADERBOARD_SIZE + 5):
         doc = job_doc(100 + seed)
