@@ -330,7 +330,8 @@ class JobStore:
             condition = {"owner": owner, "state": state}
             if state in names(ACTIVE):
                 query = {**condition, pages.FIELD: {"$lt": below}}
-                found += await self.jobs.find(query).sort(pages.FIELD, DESCENDING).to_list()
+                cursor = self.jobs.find(query).sort(pages.FIELD, DESCENDING).limit(limit)
+                found += await cursor.to_list()
             else:
                 found += await pages.newest(self.jobs, condition, below, limit)
         found.sort(key=lambda d: int(d[pages.FIELD]), reverse=True)

@@ -99,7 +99,8 @@ async def newest(
 
     The next range is as wide as the density seen so far says the rest of the page needs, with
     a quarter more; four times as wide while nothing was found. A range reads only the
-    documents it holds that match, so a sparse state costs more queries, not more reads.
+    documents it holds that match, so a sparse state costs more queries, not more reads; and
+    it returns no more than the page still lacks, however wide it grew.
     """
     found: list[Document] = []
     width = limit
@@ -107,14 +108,15 @@ async def newest(
     while high > 1 and len(found) < limit:
         low = max(1, high - width)
         query = {**condition, FIELD: {"$gte": low, "$lt": high}}
-        found.extend(await collection.find(query).sort(FIELD, DESCENDING).to_list())
+        cursor = collection.find(query).sort(FIELD, DESCENDING).limit(limit - len(found))
+        found.extend(await cursor.to_list())
         high = low
         spanned = below - high
         if found:
             width = math.ceil(further(spanned, limit, len(found))) + 1
         else:
             width *= 4
-    return found[:limit]
+    return found
 
 
 async def number_old(collection: AsyncCollection[Document], numbers: Numbers) -> None:

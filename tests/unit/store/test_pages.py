@@ -8,7 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from pymongo.monitoring import CommandStartedEvent
+from pymongo.monitoring import CommandStartedEvent, CommandSucceededEvent
 
 from store import pages
 from store.documents import now
@@ -21,14 +21,25 @@ from tuner.v1 import sweep_pb2
 
 
 class Finds(StartedCommands):
-    """The `find` commands a client sends."""
+    """The `find` commands a client sends, and how many jobs the server sent back."""
 
     def __init__(self) -> None:
         self.commands: list[dict[str, Any]] = []
+        self.sent = 0
+        self._of_jobs: set[int] = set()
 
     def started(self, event: CommandStartedEvent) -> None:
         if event.command_name == "find":
             self.commands.append(dict(event.command))
+        if event.command.get(event.command_name) == "jobs" or (
+            event.command_name == "getMore" and event.command.get("collection") == "jobs"
+        ):
+            self._of_jobs.add(event.request_id)
+
+    def succeeded(self, event: object) -> None:
+        if isinstance(event, CommandSucceededEvent) and event.request_id in self._of_jobs:
+            cursor = event.reply.get("cursor", {})
+            self.sent += len(cursor.get("firstBatch", cursor.get("nextBatch", [])))
 
 
 @pytest.fixture
@@ -146,6 +157,20 @@ async def test_a_page_reads_about_its_own_documents_however_long_the_history(
         assert len(page) == returned
         read = await documents_read(store, finds.commands)
         assert returned <= read <= most, (states, below, read)
+
+
+async def test_a_page_past_a_stretch_of_other_states_is_sent_only_its_own_documents(
+    watched: tuple[JobStore, Finds],
+) -> None:
+    store, finds = watched
+    ids = await store_jobs(store, range(2000, 2100))
+    for job in ids[:70]:  # the newest 30 stay QUEUED
+        assert await store.transition(job, 1, CANCELLED, {"attempts": 1})
+    for states, expected in (([CANCELLED], ids[69:58:-1]), ([QUEUED], ids[99:88:-1])):
+        finds.sent = 0
+        page = await store.list_owned("alice", states, 11, None)
+        assert [d["_id"] for d in page] == expected
+        assert finds.sent == 11, states
 
 
 async def test_an_owners_newest_sweeps_come_first(sweeps: SweepStore) -> None:
