@@ -88,32 +88,43 @@ def further(spanned: float, wanted: int, found: int) -> float:
     return spanned * (wanted - found) / found * 1.25
 
 
+def matched_over(found: list[Document], below: int, high: int) -> float:
+    """The stretch of numbers that `found` (read from `below` down to `high`, newest first)
+    says its density over: from its newest match down, with the gap above it one match
+    stands for, at most all that was read. A stretch of other documents above the first match
+    (an owner's queued jobs over its finished ones) would otherwise read as a sparse state and
+    widen the next range far past the page."""
+    from_newest = int(found[0][FIELD]) - high + 1
+    return min(below - high, from_newest * (len(found) + 1) / len(found))
+
+
 async def newest(
     collection: AsyncCollection[Document],
     condition: dict[str, Any],
     below: int,
     limit: int,
+    floor: int = 1,
 ) -> list[Document]:
     """Up to `limit` documents matching `condition` (equalities an index starts with) whose
-    number is below `below`, highest number first.
+    number is below `below` and not below `floor`, highest number first.
 
-    The next range is as wide as the density seen so far says the rest of the page needs, with
-    a quarter more; four times as wide while nothing was found. A range reads only the
-    documents it holds that match, so a sparse state costs more queries, not more reads; and
-    it returns no more than the page still lacks, however wide it grew.
+    The next range is as wide as the density of the matches so far (`matched_over`) says the
+    rest of the page needs, with a quarter more; four times as wide while nothing was found.
+    A range reads only the documents it holds that match, so a sparse state costs more
+    queries, not more reads; and it returns no more than the page still lacks, however wide
+    it grew.
     """
     found: list[Document] = []
     width = limit
     high = below
-    while high > 1 and len(found) < limit:
-        low = max(1, high - width)
+    while high > floor and len(found) < limit:
+        low = max(floor, high - width)
         query = {**condition, FIELD: {"$gte": low, "$lt": high}}
         cursor = collection.find(query).sort(FIELD, DESCENDING).limit(limit - len(found))
         found.extend(await cursor.to_list())
         high = low
-        spanned = below - high
         if found:
-            width = math.ceil(further(spanned, limit, len(found))) + 1
+            width = math.ceil(further(matched_over(found, below, high), limit, len(found))) + 1
         else:
             width *= 4
     return found

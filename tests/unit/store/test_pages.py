@@ -173,6 +173,44 @@ async def test_a_page_past_a_stretch_of_other_states_is_sent_only_its_own_docume
         assert finds.sent == 11, states
 
 
+async def test_a_page_just_past_a_stretch_of_other_states_reads_about_its_own_documents(
+    watched: tuple[JobStore, Finds],
+) -> None:
+    store, finds = watched
+    ids = await store_jobs(store, range(4000, 4150))
+    for job in ids[:100]:  # the newest 50 stay QUEUED, as an owner at its cap leaves them
+        assert await store.transition(job, 1, CANCELLED, {"attempts": 1})
+    finds.commands.clear()
+    page = await store.list_owned("alice", [CANCELLED], 11, None)
+    assert [d["_id"] for d in page] == ids[99:88:-1]
+    # Its first matches, 5 at the foot of a range, say the state is dense from there on.
+    assert await documents_read(store, finds.commands) <= 2 * 11
+
+
+async def test_a_page_of_active_jobs_submitted_last_reads_only_its_own_documents(
+    watched: tuple[JobStore, Finds],
+) -> None:
+    store, finds = watched
+    ids = await store_jobs(store, range(3000, 3060))
+    for job in ids[:10]:  # the newest 50 stay QUEUED, two of them RUNNING
+        assert await store.transition(job, 1, CANCELLED, {"attempts": 1})
+    for job in (ids[40], ids[55]):
+        assert await store.transition(job, 1, RUNNING, {"attempts": 1})
+    for states in ([QUEUED, RUNNING], [RUNNING, QUEUED, CANCELLED]):
+        finds.commands.clear()
+        page = await store.list_owned("alice", states, 11, None)
+        assert [d["_id"] for d in page] == ids[59:48:-1], states
+        assert await documents_read(store, finds.commands) == 11, states
+    finds.commands.clear()
+    page = await store.list_owned("alice", [QUEUED], 11, None)  # one short of the newest 11
+    assert [d["_id"] for d in page] == [j for j in ids[59:47:-1] if j != ids[55]]
+    assert await documents_read(store, finds.commands) <= 2 * 11  # not all 47 QUEUED
+    finds.commands.clear()
+    page = await store.list_owned("alice", [QUEUED], 11, 16)  # past the newest
+    assert [d["_id"] for d in page] == [ids[14], ids[13], ids[12], ids[11], ids[10]]
+    assert await documents_read(store, finds.commands) == 5
+
+
 async def test_an_owners_newest_sweeps_come_first(sweeps: SweepStore) -> None:
     for n in range(5):
         await sweeps.insert(new_sweep(f"s{n}", sweep_pb2.SweepSpec(), "alice" if n != 2 else "bob"))
