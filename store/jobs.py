@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import itertools
-import math
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -318,52 +316,21 @@ class JobStore:
         """The owner's jobs in `states` (all if none), newest first, numbered below `below`
         (the first page if None): O(limit) documents read, see store/pages.py.
 
-        Each finished state is read by ranges (store/pages.py), none below the page that the
-        states read before it filled; QUEUED and RUNNING as `_newest_active` says.
+        QUEUED and RUNNING are read together, as states the scheduler caps; then each
+        finished state, none below the page that the states read before it filled.
         """
         if below is None:
             below = await self.numbers.last(owner) + 1
         wanted = set(names(states))
         if not wanted:
-            return await pages.newest(self.jobs, {"owner": owner}, below, limit)
-        active = sorted(wanted & set(names(ACTIVE)))
-        found = await self._newest_active(owner, active, below, limit) if active else []
-        for state in sorted(wanted - set(active)):
-            found.sort(key=lambda d: int(d[pages.FIELD]), reverse=True)
+            return await pages.newest(self.jobs, [{"owner": owner}], below, limit)
+        active = [{"owner": owner, "state": s} for s in sorted(wanted & set(names(ACTIVE)))]
+        found = await pages.newest(self.jobs, active, below, limit, capped=True) if active else []
+        for state in sorted(wanted - set(names(ACTIVE))):
             floor = int(found[limit - 1][pages.FIELD]) if len(found) >= limit else 1
             condition = {"owner": owner, "state": state}
-            found += await pages.newest(self.jobs, condition, below, limit, floor)
-        found.sort(key=lambda d: int(d[pages.FIELD]), reverse=True)
-        return found[:limit]
-
-    async def _newest_active(
-        self, owner: str, states: list[str], below: int, limit: int
-    ) -> list[Document]:
-        """Up to `limit` of the owner's jobs in the active `states` numbered below `below`,
-        the newest first.
-
-        The `limit` numbers below `below` first: they hold the page when the owner submitted
-        its active jobs last, as a sweep or a batch does. A page they leave short reads one
-        range more, as wide as their density says it needs, and then the rest: at most
-        TUNER_MAX_ACTIVE_PER_USER documents however long the history, the scheduler capping
-        how many an owner has. One query a state: SecantusDB answers a state `$in` beside a
-        range of numbers by scanning the whole collection.
-        """
-        found: list[Document] = []
-        high, low = below, max(1, below - limit)
-        for ranges in itertools.count(1):
-            lacking = limit - len(found)
-            for state in states:
-                query = {"owner": owner, "state": state, pages.FIELD: {"$gte": low, "$lt": high}}
-                cursor = self.jobs.find(query).sort(pages.FIELD, DESCENDING).limit(lacking)
-                found += await cursor.to_list()
-            if len(found) >= limit or low == 1:
-                break
-            high, low = low, 1
-            if ranges == 1 and found:
-                found.sort(key=lambda d: int(d[pages.FIELD]), reverse=True)
-                spanned = pages.matched_over(found, below, high)
-                low = max(1, high - math.ceil(pages.further(spanned, limit, len(found))) - 1)
+            more = await pages.newest(self.jobs, [condition], below, limit, floor)
+            found = pages.newest_first(found + more)[:limit]
         return found
 
     async def count_active(self, owner: str, at_most: int) -> int:

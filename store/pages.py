@@ -15,7 +15,9 @@ same page: new documents go above every cursor.
 
 from __future__ import annotations
 
+import itertools
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import pymongo
@@ -98,36 +100,55 @@ def matched_over(found: list[Document], below: int, high: int) -> float:
     return min(below - high, from_newest * (len(found) + 1) / len(found))
 
 
+def newest_first(docs: list[Document]) -> list[Document]:
+    return sorted(docs, key=lambda d: int(d[FIELD]), reverse=True)
+
+
 async def newest(
     collection: AsyncCollection[Document],
-    condition: dict[str, Any],
+    conditions: Sequence[dict[str, Any]],
     below: int,
     limit: int,
     floor: int = 1,
+    capped: bool = False,
 ) -> list[Document]:
-    """Up to `limit` documents matching `condition` (equalities an index starts with) whose
-    number is below `below` and not below `floor`, highest number first.
+    """Up to `limit` documents matching any of `conditions` (each of equalities an index
+    starts with) whose number is below `below` and not below `floor`, highest number first.
 
     The next range is as wide as the density of the matches so far (`matched_over`) says the
     rest of the page needs, with a quarter more; four times as wide while nothing was found.
     A range reads only the documents it holds that match, so a sparse state costs more
     queries, not more reads; and it returns no more than the page still lacks, however wide
-    it grew.
+    it grew. Each range asks each condition apart: SecantusDB answers a `$in` beside a range
+    of numbers by scanning the whole collection.
+
+    `capped` says the conditions match few documents whatever the history (an owner's QUEUED
+    and RUNNING jobs, which the scheduler caps): after the `limit` numbers below `below` and
+    one range their density sizes, the rest is read in one range, not in ever wider ones.
     """
     found: list[Document] = []
     width = limit
     high = below
-    while high > floor and len(found) < limit:
+    for ranges in itertools.count(1):
+        if high <= floor or len(found) >= limit:
+            break
         low = max(floor, high - width)
-        query = {**condition, FIELD: {"$gte": low, "$lt": high}}
-        cursor = collection.find(query).sort(FIELD, DESCENDING).limit(limit - len(found))
-        found.extend(await cursor.to_list())
+        # What the page lacks before this range: each condition may fill all of it.
+        lacking = limit - len(found)
+        for condition in conditions:
+            query = {**condition, FIELD: {"$gte": low, "$lt": high}}
+            cursor = collection.find(query).sort(FIELD, DESCENDING).limit(lacking)
+            found += await cursor.to_list()
+        if len(conditions) > 1:
+            found = newest_first(found)
         high = low
-        if found:
+        if capped and (ranges >= 2 or not found):
+            width = high
+        elif found:
             width = math.ceil(further(matched_over(found, below, high), limit, len(found))) + 1
         else:
             width *= 4
-    return found
+    return found[:limit]
 
 
 async def number_old(collection: AsyncCollection[Document], numbers: Numbers) -> None:

@@ -54,7 +54,7 @@ class SweepStore:
     async def list_owned(self, owner: str, limit: int) -> list[Document]:
         """The owner's newest `limit` sweeps: O(limit) documents read, see store/pages.py."""
         below = await self.numbers.last(owner) + 1
-        return await pages.newest(self.sweeps, {"owner": owner}, below, limit)
+        return await pages.newest(self.sweeps, [{"owner": owner}], below, limit)
 
     async def claimable(self, at: datetime) -> list[Document]:
         """RUNNING sweeps whose driver's lease ran out (or that never had one)."""

@@ -211,6 +211,19 @@ async def test_a_page_of_active_jobs_submitted_last_reads_only_its_own_documents
     assert await documents_read(store, finds.commands) == 5
 
 
+async def test_a_page_of_several_states_read_in_one_range_holds_the_newest_of_each(
+    store: JobStore,
+) -> None:
+    ids = await store_jobs(store, range(3100, 3130))
+    for job in ids[10:]:  # the newest 20 are CANCELLED: the active states are read further back
+        assert await store.transition(job, 1, CANCELLED, {"attempts": 1})
+    for job in ids[3:10]:
+        assert await store.transition(job, 1, RUNNING, {"attempts": 1})
+    page = await store.list_owned("alice", [QUEUED, RUNNING], 5, None)
+    # The 3 QUEUED leave the page short, but the 7 RUNNING beside them are all newer.
+    assert [d["_id"] for d in page] == ids[9:4:-1]
+
+
 async def test_an_owners_newest_sweeps_come_first(sweeps: SweepStore) -> None:
     for n in range(5):
         await sweeps.insert(new_sweep(f"s{n}", sweep_pb2.SweepSpec(), "alice" if n != 2 else "bob"))
