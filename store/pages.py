@@ -15,7 +15,6 @@ same page: new documents go above every cursor.
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -129,9 +128,8 @@ async def newest(
     found: list[Document] = []
     width = limit
     high = below
-    for ranges in itertools.count(1):
-        if high <= floor or len(found) >= limit:
-            break
+    while high > floor and len(found) < limit:
+        first = high == below
         low = max(floor, high - width)
         # What the page lacks before this range: each condition may fill all of it.
         lacking = limit - len(found)
@@ -142,7 +140,7 @@ async def newest(
         if len(conditions) > 1:
             found = newest_first(found)
         high = low
-        if capped and (ranges >= 2 or not found):
+        if capped and not (first and found):
             width = high
         elif found:
             width = math.ceil(further(matched_over(found, below, high), limit, len(found))) + 1
