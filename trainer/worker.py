@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
 import threading
 from collections.abc import Awaitable, Callable
@@ -28,6 +29,25 @@ from tuner.v1 import event_pb2, job_pb2
 
 log = logging.getLogger(__name__)
 
+# A trained job's models are stored once the next job has begun, which storing them would slow
+# (the trainer idle meanwhile): if one arrives this soon, and begins training this soon after.
+NEXT_JOB_ARRIVAL = 0.02
+NEXT_JOB_START = 0.1
+
+
+@dataclass
+class Successor:
+    """The job after a trained one, which that one's models wait for."""
+
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    began: asyncio.Event = field(default_factory=asyncio.Event)  # training, or over
+
+    async def wait(self) -> None:
+        """Until the next job has begun training, or none arrived within NEXT_JOB_ARRIVAL."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.arrived.wait(), NEXT_JOB_ARRIVAL)
+            await asyncio.wait_for(self.began.wait(), NEXT_JOB_START)
+
 
 @dataclass
 class Current:
@@ -51,6 +71,7 @@ class Worker:
         self._cleanups: set[asyncio.Task[None]] = set()  # finished runs' checkpoints going
         self._current: Current | None = None
         self._finishing: asyncio.Task[None] | None = None  # the last trained job's success
+        self._successor = Successor()  # of the last trained job
         self._cancelled: collections.deque[tuple[str, int]] = collections.deque(maxlen=1000)
         self._stopping = asyncio.Event()
         self.jobs_done = 0
@@ -132,6 +153,8 @@ class Worker:
         current = Current(request.job_id, request.run)
         self._current = current
         self.changed.set()
+        successor = self._successor
+        successor.arrived.set()
         try:
             if (request.job_id, request.run) in self._cancelled:
                 log.info(
@@ -139,14 +162,17 @@ class Worker:
                 )
                 await msg.ack()
                 return
-            await self._train(request, msg, current)
+            await self._train(request, msg, current, successor)
         finally:
+            successor.began.set()
             self._metrics.busy.set(0)
             self._current = None
             self.jobs_done += 1
             self.changed.set()
 
-    async def _train(self, request: event_pb2.TrainRequest, msg: Msg, current: Current) -> None:
+    async def _train(
+        self, request: event_pb2.TrainRequest, msg: Msg, current: Current, successor: Successor
+    ) -> None:
         attempt = msg.metadata.num_delivered
         events = Events(self._js, request.job_id, request.run, attempt)
         loop = asyncio.get_running_loop()
@@ -191,6 +217,7 @@ class Worker:
                 self._metrics.trained(len(data.train.labels) * len(trained), seconds)
             return result, data
 
+        successor.began.set()
         try:
             result, data = await asyncio.to_thread(work)
         except Cancelled:
@@ -221,8 +248,9 @@ class Worker:
             heartbeat.cancel()
         # The next job need not wait for this one's models and success: one job at a time does.
         await self.finished()
+        self._successor = Successor()
         self._finishing = asyncio.create_task(
-            self._succeed(request, msg, events, checkpoints, result, data, began)
+            self._succeed(request, msg, events, checkpoints, result, data, began, self._successor)
         )
 
     async def finished(self) -> None:
@@ -239,9 +267,11 @@ class Worker:
         result: job_pb2.Result,
         data: Dataset,
         began: float,
+        successor: Successor,
     ) -> None:
         heartbeat = asyncio.create_task(self._heartbeat(msg))
         try:
+            await successor.wait()
             await checkpoints.store_final(data)  # before the success: a SUCCEEDED job has them
         except Exception:
             log.exception("job %s run %d: its models were not stored", request.job_id, request.run)

@@ -17,8 +17,9 @@ from nats.aio.msg import Msg
 from tests.support.hyperparameters import mlp
 from tests.support.servers import Nats
 from trainer import data, runs, training
+from trainer import worker as worker_module
 from trainer.config import Config
-from trainer.worker import Worker
+from trainer.worker import Successor, Worker
 from tuner.core import streams
 from tuner.core.hyperparameters import canonical_key, job_id, normalized
 from tuner.v1 import event_pb2, job_pb2
@@ -156,3 +157,51 @@ async def test_the_next_job_starts_while_the_last_ones_models_are_stored(
         for format_name in ("state-dict", "exported"):
             info = await bucket.get_info(streams.model_object(jid, format_name))
             assert info.size
+
+
+async def test_a_trained_jobs_models_are_stored_once_the_next_job_has_begun(
+    nats: Nats, nats_url: str, data_dir: Path, heard: Heard, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The next job, queued already, starts first: storing the models would slow its start."""
+    monkeypatch.setattr(worker_module, "NEXT_JOB_ARRIVAL", 2.0)  # arrival is not timed here
+    store_final = runs.Run.store_final
+    running: list[Worker] = []
+    stored_beside: dict[str, str | None] = {}  # job -> the job training when its models went
+
+    async def noted(self: runs.Run, dataset: data.Dataset) -> None:
+        current = running[0].current
+        stored_beside[self._job_id] = current.job_id if current else None
+        await store_final(self, dataset)
+
+    monkeypatch.setattr(runs.Run, "store_final", noted)
+    one, two = mlp(SEED + 4, epochs=1, batch_size=1024), mlp(SEED + 5, epochs=1, batch_size=1024)
+    ids = [job_id(canonical_key(normalized(hp))) for hp in (one, two)]
+    async with worker(nats, nats_url, data_dir) as taking:
+        running.append(taking)
+        for jid, hp in zip(ids, (one, two), strict=True):
+            request = event_pb2.TrainRequest(job_id=jid, run=1, hyperparameters=hp)
+            await nats.js.publish(streams.JOBS_SUBJECT, request.SerializeToString())
+        await heard.wait(lambda e: e.job_id == ids[0] and e.HasField("succeeded"))
+        await heard.wait(lambda e: e.job_id == ids[1] and e.HasField("succeeded"))
+
+    assert stored_beside == {ids[0]: ids[1], ids[1]: None}
+
+
+async def test_a_successor_that_never_arrives_holds_the_models_only_briefly(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(worker_module, "NEXT_JOB_ARRIVAL", 0.01)
+    await asyncio.wait_for(Successor().wait(), 5)
+
+
+async def test_a_successor_that_arrived_holds_the_models_until_it_begins(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(worker_module, "NEXT_JOB_START", 60.0)
+    successor = Successor()
+    waiting = asyncio.create_task(successor.wait())
+    successor.arrived.set()
+    await asyncio.sleep(0.05)
+    assert not waiting.done()
+    successor.began.set()
+    await asyncio.wait_for(waiting, 5)
