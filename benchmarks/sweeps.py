@@ -57,7 +57,7 @@ PARALLELISM = 2  # trials at once, and trainers
 SAMPLER_SEED = 6
 # More sweeps of other points after the compared one, so the overhead is quoted with its spread:
 # trials' durations vary by a third from run to run here, and so does the trainers' idle end
-# (a sweep's overhead 30-100 ms): the median of 3 sweeps moved 40-67 ms between runs.
+# (a sweep's overhead 27-104 ms): on one commit the median of 3 sweeps was 41.8-60.5 ms.
 REPEAT_SEEDS = tuple(range(7, 15))
 TARGETS = {"optuna": 5.0, "ray tune": 10.0}  # at least this many times tuner's wall time...
 ACCURACY_PP = 1.0  # ...with tuner's best accuracy at most this far below theirs
