@@ -21,6 +21,7 @@ from benchmarks import (
     analysis,
     checkpoints,
     control,
+    fanout_alone,
     history,
     levers,
     overhead,
@@ -75,6 +76,8 @@ def stack_rows(
         bench = control.submit_stack(state / "submit", root)
         try:
             sections += attempt("Row 3a", lambda: asyncio.run(control.submit_latency(bench)))
+            fan_out_alone = fanout_alone.run
+            sections += attempt("Row 3e", lambda: asyncio.run(fan_out_alone(bench, watchers)))
         finally:
             bench.stop()
     if rows & {2, 3, 4}:
