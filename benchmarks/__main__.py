@@ -76,8 +76,7 @@ def stack_rows(
         bench = control.submit_stack(state / "submit", root)
         try:
             sections += attempt("Row 3a", lambda: asyncio.run(control.submit_latency(bench)))
-            fan_out_alone = fanout_alone.run
-            sections += attempt("Row 3e", lambda: asyncio.run(fan_out_alone(bench, watchers)))
+            sections += attempt("Row 3e", lambda: asyncio.run(fanout_alone.run(bench, watchers)))
         finally:
             bench.stop()
     if rows & {2, 3, 4}:

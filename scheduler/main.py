@@ -71,8 +71,8 @@ SERVER_OPTIONS = [
     ("grpc.server_max_unrequested_time_in_server", WAITING_SECONDS),
 ]
 CLOSE_SECONDS = 2.0  # for each connection, NATS and the database, at the end
-# Collections of the youngest objects, and how many of each older generation wait for the next
-# (Python's default: 700, 10, 10). See settle_heap.
+# Python's collector: a young collection every 10,000 allocations (its default 700), a middle
+# one every 20 young ones (10), a full one every 100 middle ones (10). See settle_heap.
 GC_THRESHOLDS = (10_000, 20, 100)
 
 

@@ -499,12 +499,33 @@ class Chaos:
         finally:
             await nc.close()
 
+    async def unannounced(self) -> list[str]:
+        """Submitted jobs SUCCEEDED in MongoDB whose success is not yet in the event stream: a
+        replica killed between the write and the announce leaves that to the survivor, when the
+        success is redelivered to it (EVENTS_ACK_WAIT_SECONDS on)."""
+        with self.mongo() as client:
+            docs = client[DB_NAME].jobs.find(
+                {"_id": {"$in": list(self.submitted)}, "state": "SUCCEEDED"}, {"run": 1}
+            )
+            succeeded = {(d["_id"], int(d["run"])) for d in docs}
+        announced = {
+            (e.job_id, e.run)
+            for e in await self.events()
+            if e.HasField("state_changed") and e.state_changed.job.state == SUCCEEDED
+        }
+        return sorted(jid for jid, run in succeeded - announced)
+
     async def settle(self, limit: float) -> float | None:
-        """Seconds until every submitted job is final and the queue empty; None past `limit`."""
+        """Seconds until every submitted job is final, each success announced and the queue
+        empty; None past `limit`."""
         began = time.monotonic()
         while time.monotonic() - began < limit:
             try:
-                if not await asyncio.to_thread(self.unsettled) and await self.queue_drained():
+                if (
+                    not await asyncio.to_thread(self.unsettled)
+                    and await self.queue_drained()
+                    and not await self.unannounced()
+                ):
                     return time.monotonic() - began
             except Exception as error:  # the last restart may still be finishing
                 print(f"settling: {error!r}", flush=True)
@@ -776,7 +797,7 @@ class Chaos:
                 f"{ {j[:8]: a for j, a in report.trained_again.items()} }",
                 "settled "
                 + (f"{settled:.1f} s after the last fault" if settled is not None else "NEVER")
-                + " (all submitted jobs final, queue empty)",
+                + " (all submitted jobs final, successes announced, queue empty)",
                 f"stuck {len(report.stuck)}, lost {len(report.lost)}, "
                 f"doubled {len(report.doubled)}, crashes {len(self.crashes)}, "
                 f"findings {len(report.findings)}",

@@ -63,12 +63,18 @@ def watcher_problems(watched: Watched, epochs: int) -> list[str]:
     sequences = [e.sequence for e in watched.events]
     if sequences != sorted(set(sequences)):
         problems.append(f"{where}: sequences not increasing once each: {sequences}")
-    changes = [e for e in watched.events if e.HasField("state_changed")]
-    if not changes or changes[-1].state_changed.job.state != SUCCEEDED:
-        states = [job_pb2.JobState.Name(c.state_changed.job.state) for c in changes]
+    changes = [e.state_changed.job for e in watched.events if e.HasField("state_changed")]
+    # A call made once the job was final starts with it so, then replays what the stream holds
+    # (its success may be announced later, by the survivor): the first response is its end.
+    if watched.first is not None and watched.first.state == SUCCEEDED:
+        end: job_pb2.Job | None = watched.first
+    else:
+        end = changes[-1] if changes else None
+    if end is None or end.state != SUCCEEDED:
+        states = [job_pb2.JobState.Name(job.state) for job in changes]
         problems.append(f"{where}: states seen {states}, not ending SUCCEEDED")
         return problems
-    attempt = changes[-1].state_changed.job.attempts
+    attempt = end.attempts
     seen = [
         e.epoch_completed.epoch
         for e in watched.events
