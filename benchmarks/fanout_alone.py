@@ -16,7 +16,8 @@ import time
 import nats
 
 from benchmarks.cluster import BenchStack, mlp
-from benchmarks.common import Json, ProcessSample, Section, ms, percentile
+from benchmarks.common import Json, ProcessSample, Section, ms
+from benchmarks.control import WATCHERS_PER_CHANNEL, stats
 from tuner.client import TunerClient
 from tuner.core import states, streams
 from tuner.v1 import event_pb2
@@ -24,7 +25,6 @@ from tuner.v1 import event_pb2
 USER = "bench-fan-out"  # a user of its own, under the cap on active jobs
 EVENTS = 40  # about a 4-epoch MLP job's
 PACE = 0.2  # seconds between events: the trainer's TUNER_PROGRESS_INTERVAL default
-WATCHERS_PER_CHANNEL = 100
 TIMEOUT = 300.0
 
 
@@ -148,9 +148,7 @@ async def _watch_all(address: str, job_id: str, count: int) -> Json:
         await client.close()
     return {
         "every_watcher_got_every_event": all(s == seen[0] for s in seen) and len(seen[0]) == EVENTS,
-        "p50": percentile(latencies, 50),
-        "p99": percentile(latencies, 99),
-        "max": max(latencies),
+        **stats(latencies),
         "watchers_cpu_s": used,  # their connecting included
     }
 
