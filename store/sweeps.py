@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import contextlib
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, WriteConcern
 from pymongo.errors import OperationFailure
 
 from store import housekeeping, pages
-from store.documents import Document, hyperparameters_from, now
+from store.documents import Document, hyperparameters_from, now, timestamp
 from tuner.core import states
 from tuner.v1 import sweep_pb2
 
@@ -149,14 +150,16 @@ def best_trial(trials: list[Document]) -> Document | None:
 
 
 def sweep_from(doc: Document) -> sweep_pb2.Sweep:
-    sweep = sweep_pb2.Sweep(
+    times = ("create_time", "end_time", "update_time")
+    parts: dict[str, Any] = {f: timestamp(t) for f in times if (t := doc.get(f)) is not None}
+    if (best := best_trial(doc["trials"])) is not None:
+        parts["best_trial"] = best["number"]
+    return sweep_pb2.Sweep(
         id=doc["_id"],
         spec=sweep_pb2.SweepSpec.FromString(doc["spec"]),
         state=states.sweep_of(doc),
         owner=doc["owner"],
-    )
-    for t in doc["trials"]:
-        sweep.trials.append(
+        trials=[
             sweep_pb2.Trial(
                 number=t["number"],
                 job_id=t["job_id"],
@@ -167,10 +170,7 @@ def sweep_from(doc: Document) -> sweep_pb2.Sweep:
                 pruned=t["pruned"],
                 reused=t["reused"],
             )
-        )
-    if (best := best_trial(doc["trials"])) is not None:
-        sweep.best_trial = best["number"]
-    for field in ("create_time", "end_time", "update_time"):
-        if (value := doc.get(field)) is not None:
-            getattr(sweep, field).FromDatetime(value)
-    return sweep
+            for t in doc["trials"]
+        ],
+        **parts,
+    )
