@@ -26,9 +26,9 @@ def _seconds(d: Duration) -> float:
 
 
 def _duration(seconds: float) -> Duration:
-    # The fields set from a timedelta (its rounding to microseconds, as FromTimedelta's):
-    # a page of 20 jobs makes ~100 of these and their timestamps, and the well-known types'
-    # From* methods took half the time of converting a job.
+    # Set from the timedelta's parts, rounded to microseconds as FromTimedelta rounded them:
+    # the well-known types' From* methods took half the time of converting a job (RESULTS.md,
+    # 2026-12-07 15:30).
     d = timedelta(seconds=seconds)
     if d.days < 0:  # Duration's seconds and nanos take the sign together
         out = Duration()

@@ -149,9 +149,11 @@ def best_trial(trials: list[Document]) -> Document | None:
     return max(done, key=lambda t: (t["test_accuracy"], -t["number"]), default=None)
 
 
+_SWEEP_TIMES = ("create_time", "end_time", "update_time")
+
+
 def sweep_from(doc: Document) -> sweep_pb2.Sweep:
-    times = ("create_time", "end_time", "update_time")
-    parts: dict[str, Any] = {f: timestamp(t) for f in times if (t := doc.get(f)) is not None}
+    parts: dict[str, Any] = {f: timestamp(t) for f in _SWEEP_TIMES if (t := doc.get(f)) is not None}
     if (best := best_trial(doc["trials"])) is not None:
         parts["best_trial"] = best["number"]
     return sweep_pb2.Sweep(
