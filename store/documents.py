@@ -49,6 +49,11 @@ def timestamp(value: datetime) -> Timestamp:
     return Timestamp(seconds=since.days * 86_400 + since.seconds, nanos=since.microseconds * 1000)
 
 
+def timestamps(doc: Document, fields: tuple[str, ...]) -> dict[str, Timestamp]:
+    """The document's times among `fields` that are set, by field, for a message's constructor."""
+    return {f: timestamp(t) for f in fields if (t := doc.get(f)) is not None}
+
+
 def hyperparameters_doc(hp: job_pb2.Hyperparameters) -> Document:
     return dict(named(hp))
 
@@ -136,7 +141,7 @@ _JOB_TIMES = ("create_time", "start_time", "end_time", "update_time")
 
 
 def job_from(doc: Document) -> job_pb2.Job:
-    parts: dict[str, Any] = {f: timestamp(t) for f in _JOB_TIMES if (t := doc.get(f)) is not None}
+    parts: dict[str, Any] = timestamps(doc, _JOB_TIMES)
     if progress := doc.get("progress"):
         parts["progress"] = job_pb2.Progress(**progress)
     if r := doc.get("result"):

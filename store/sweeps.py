@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import contextlib
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, WriteConcern
 from pymongo.errors import OperationFailure
 
 from store import housekeeping, pages
-from store.documents import Document, hyperparameters_from, now, timestamp
+from store.documents import Document, hyperparameters_from, now, timestamps
 from tuner.core import states
 from tuner.v1 import sweep_pb2
 
@@ -153,9 +152,7 @@ _SWEEP_TIMES = ("create_time", "end_time", "update_time")
 
 
 def sweep_from(doc: Document) -> sweep_pb2.Sweep:
-    parts: dict[str, Any] = {f: timestamp(t) for f in _SWEEP_TIMES if (t := doc.get(f)) is not None}
-    if (best := best_trial(doc["trials"])) is not None:
-        parts["best_trial"] = best["number"]
+    best = best_trial(doc["trials"])
     return sweep_pb2.Sweep(
         id=doc["_id"],
         spec=sweep_pb2.SweepSpec.FromString(doc["spec"]),
@@ -174,5 +171,6 @@ def sweep_from(doc: Document) -> sweep_pb2.Sweep:
             )
             for t in doc["trials"]
         ],
-        **parts,
+        best_trial=0 if best is None else best["number"],  # 0: none yet
+        **timestamps(doc, _SWEEP_TIMES),
     )
